@@ -1,0 +1,106 @@
+# mod_scep: SCEP (RFC 8894) for Apache httpd.  See README.
+#
+#   make deps    install the Debian packages needed (root), else print the command
+#   make         build build/mod_scep.so, build/libscep.a and the tools
+#   make run     demo PKI + httpd on 127.0.0.1:$(PORT) in the foreground
+#   make test    the whole suite (unit, Apache::Test, interop)
+#   make install install the module with apxs
+
+APXS     ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+PORT     ?= 8080
+CHALLENGE ?= static
+
+# Every path from apxs -q (evaluated lazily: apxs may not be there before deps)
+AP_INC    = $(shell $(APXS) -q INCLUDEDIR)
+APR_CFG   = $(shell $(APXS) -q APR_CONFIG)
+APU_CFG   = $(shell $(APXS) -q APU_CONFIG)
+AP_CC     = $(shell $(APXS) -q CC)
+APR_INC   = $(shell $(APR_CFG) --includes) $(shell $(APU_CFG) --includes)
+APR_CPP   = $(shell $(APR_CFG) --cppflags)
+APR_LIBS  = $(shell $(APU_CFG) --link-ld) $(shell $(APR_CFG) --link-ld)
+HTTPD     = $(shell $(APXS) -q SBINDIR)/$(shell $(APXS) -q TARGET)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+           -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(CFLAGS) -fPIC $(WARN) -Iinclude -Isrc $(APR_CPP) $(APR_INC) \
+           $(SAN_CFLAGS)
+SSL_LIBS = -lssl -lcrypto
+
+ifeq ($(SANITIZE),1)
+SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
+endif
+
+B = build
+CORE_SRC  = $(wildcard src/scep_*.c) $(wildcard src/ca_*.c)
+GLUE_SRC  = mod_scep.c $(wildcard src/mod_scep_*.c)
+CORE_OBJ  = $(patsubst %.c,$(B)/%.o,$(CORE_SRC))
+GLUE_OBJ  = $(patsubst %.c,$(B)/%.o,$(GLUE_SRC))
+HDRS      = $(wildcard include/*.h src/*.h)
+TOOLS_SRC = $(wildcard tools/*.c)
+TOOLS     = $(patsubst tools/%.c,$(B)/%,$(TOOLS_SRC))
+UNIT_SRC  = $(wildcard t/unit/test_*.c)
+UNITS     = $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
+UNIT_COMMON = $(wildcard t/unit/tap.c)
+
+.PHONY: all deps build run test test-unit install clean check-deps
+
+all: build
+build: $(B)/mod_scep.so $(B)/libscep.a $(TOOLS) $(UNITS)
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(AP_CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/mod_scep.o $(B)/src/mod_scep_%.o: ALL_CFLAGS += -I$(AP_INC)
+
+$(B)/libscep.a: $(CORE_OBJ)
+	@mkdir -p $(B)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/mod_scep.so: $(GLUE_OBJ) $(B)/libscep.a
+	$(AP_CC) -shared -o $@ $(GLUE_OBJ) $(B)/libscep.a $(SSL_LIBS) $(SAN_CFLAGS)
+
+$(B)/%: tools/%.c $(B)/libscep.a $(HDRS)
+	$(AP_CC) $(ALL_CFLAGS) -o $@ $< $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
+
+$(B)/t/%: t/unit/%.c $(UNIT_COMMON) $(B)/libscep.a $(HDRS) t/unit/tap.h
+	@mkdir -p $(B)/t
+	$(AP_CC) $(ALL_CFLAGS) -It/unit -o $@ $< $(UNIT_COMMON) $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
+
+# ---- Debian packages -------------------------------------------------------
+DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
+           libapache2-mod-perl2 perl scep strongswan-pki \
+           libstrongswan-extra-plugins certmonger sqlite3 curl make gcc
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+	  echo "deps: missing packages; run as root:"; \
+	  echo "  apt-get update && apt-get install -y$$missing"; exit 1; \
+	fi
+
+# ---- demo ------------------------------------------------------------------
+run: deps build
+	@sh tools/mkrun.sh "$(CURDIR)" "$(PORT)" "$(HTTPD)" "$(CHALLENGE)"
+	exec $(HTTPD) -d "$(CURDIR)/run" -f "$(CURDIR)/run/httpd.conf" -DFOREGROUND
+
+# ---- tests -----------------------------------------------------------------
+test: deps build
+	sh t/run-tests.sh "$(APXS)"
+
+test-unit: build
+	prove $(UNITS)
+
+install: build
+	$(APXS) -i -n scep $(B)/mod_scep.so
+
+clean:
+	rm -rf $(B) t/logs t/conf/httpd.conf t/conf/apache_test_config.pm \
+	       t/conf/extra.conf t/conf/modperl* t/htdocs/index.html t/tmp
