@@ -1,0 +1,1182 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * mod_scep: SCEP (RFC 8894) for Apache httpd, a drop-in for Microsoft NDES.
+ *
+ * This file is the httpd glue: directives, start-up checks and the "scep"
+ * handler.  Message decoding, encoding and issuance are in the core
+ * (src/scep_*.c, src/ca_*.c), which knows nothing of httpd.
+ */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_provider.h"
+#include "util_script.h"
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include <openssl/crypto.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+
+#include "mod_scep.h"
+#include "scep_msg.h"
+#include "scep_pki.h"
+#include "ca_local.h"
+
+/* Our own numbered log tags (httpd's AH numbers are for httpd's modules). */
+#define SCEP_LOGNO(n) "SCEP" #n ": "
+
+module AP_MODULE_DECLARE_DATA scep_module;
+
+#define SCEP_UNSET          -1
+#define CHALLENGE_NONE       1
+#define CHALLENGE_STATIC     2
+
+#define DEFAULT_VALIDITY_DAYS  365
+#define DEFAULT_MAX_REQUEST    65536
+#define DEFAULT_CIPHERS  (SCEP_CIPHER_AES128 | SCEP_CIPHER_AES192 \
+                          | SCEP_CIPHER_AES256 | SCEP_CIPHER_DES3)
+#define DEFAULT_DIGESTS  (SCEP_DIGEST_SHA1 | SCEP_DIGEST_SHA256 \
+                          | SCEP_DIGEST_SHA384 | SCEP_DIGEST_SHA512)
+#define RA_WARN_SECONDS  (30LL * 86400)
+
+/* What a <Location> (or the server) configures.  Pointers NULL and ints
+ * SCEP_UNSET mean "not set here": merged field by field. */
+typedef struct scep_dir_conf_t {
+    const char *ca_file;
+    STACK_OF(X509) *ca_chain;
+    const char *next_ca_file;
+    STACK_OF(X509) *next_ca;
+    scep_ra_t *ra_enc;
+    scep_ra_t *ra_sign;
+    const scep_ca_provider_t *provider;
+    void *provider_inst;
+    const char *provider_name;
+    int validity_days;
+    int challenge_mode;
+    const char *challenge;
+    int ciphers;
+    int digests;
+    apr_off_t max_request;
+    const char *context;         /* where it was defined, for messages */
+} scep_dir_conf_t;
+
+/* What is derived from a merged configuration once per process: the
+ * encoded bodies and the decoding context. */
+typedef struct scep_endpoint_t {
+    const char *error;            /* why this endpoint cannot serve */
+    STACK_OF(X509) *chain;
+    const scep_ra_t *enc;
+    const scep_ra_t *sign;
+    const scep_ra_t *recipients[3];
+    scep_decode_ctx_t dctx;
+    const char *caps;
+    const unsigned char *cacert;
+    apr_size_t cacert_len;
+    const char *cacert_type;
+    const unsigned char *nextca;
+    apr_size_t nextca_len;
+} scep_endpoint_t;
+
+/* Process-wide state, rebuilt on every configuration (re)load. */
+typedef struct {
+    apr_pool_t *pool;                 /* pconf */
+    apr_array_header_t *confs;        /* every scep_dir_conf_t created */
+    apr_hash_t *endpoints;            /* key: the inputs' pointers */
+    apr_thread_mutex_t *mutex;
+    int legacy;                       /* SCEPLegacyProvider */
+} scep_global_t;
+
+static scep_global_t *global;
+
+/* ---- configuration ---------------------------------------------------- */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    scep_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->validity_days = SCEP_UNSET;
+    c->challenge_mode = SCEP_UNSET;
+    c->ciphers = SCEP_UNSET;
+    c->digests = SCEP_UNSET;
+    c->max_request = SCEP_UNSET;
+    c->context = dir ? apr_pstrdup(p, dir) : "server config";
+    if (global && global->confs) {
+        APR_ARRAY_PUSH(global->confs, scep_dir_conf_t *) = c;
+    }
+    return c;
+}
+
+#define MERGE_PTR(f) c->f = add->f ? add->f : base->f
+#define MERGE_INT(f) c->f = add->f != SCEP_UNSET ? add->f : base->f
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    scep_dir_conf_t *base = basev, *add = addv;
+    scep_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    MERGE_PTR(ca_file);
+    MERGE_PTR(ca_chain);
+    MERGE_PTR(next_ca_file);
+    MERGE_PTR(next_ca);
+    MERGE_PTR(ra_enc);
+    MERGE_PTR(ra_sign);
+    if (add->provider) {
+        c->provider = add->provider;
+        c->provider_inst = add->provider_inst;
+        c->provider_name = add->provider_name;
+    }
+    else {
+        c->provider = base->provider;
+        c->provider_inst = base->provider_inst;
+        c->provider_name = base->provider_name;
+    }
+    MERGE_INT(validity_days);
+    if (add->challenge_mode != SCEP_UNSET) {
+        c->challenge_mode = add->challenge_mode;
+        c->challenge = add->challenge;
+    }
+    else {
+        c->challenge_mode = base->challenge_mode;
+        c->challenge = base->challenge;
+    }
+    MERGE_INT(ciphers);
+    MERGE_INT(digests);
+    MERGE_INT(max_request);
+    MERGE_PTR(context);
+    return c;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    const char *why = NULL, *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (!path || scep_load_certs(&c->ca_chain, path, &why, cmd->pool)
+        != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ",
+                           why ? why : "bad path", NULL);
+    }
+    c->ca_file = path;
+    return NULL;
+}
+
+static const char *set_next_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    const char *why = NULL, *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (!path || scep_load_certs(&c->next_ca, path, &why, cmd->pool)
+        != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ",
+                           why ? why : "bad path", NULL);
+    }
+    c->next_ca_file = path;
+    return NULL;
+}
+
+/* SCEPRAEncryption / SCEPRASigning cert-file key-file */
+static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
+                          const char *keyf)
+{
+    scep_dir_conf_t *c = dc;
+    int enc = cmd->info != NULL;
+    const char *why = NULL;
+    const char *cpath = ap_server_root_relative(cmd->pool, certf);
+    const char *kpath = ap_server_root_relative(cmd->pool, keyf);
+    STACK_OF(X509) *certs;
+    scep_ra_t *ra = apr_pcalloc(cmd->pool, sizeof(*ra));
+    unsigned int ku = enc ? KU_KEY_ENCIPHERMENT : KU_DIGITAL_SIGNATURE;
+
+    if (!cpath || !kpath) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": bad path", NULL);
+    }
+    if (scep_load_certs(&certs, cpath, &why, cmd->pool) != APR_SUCCESS
+        || scep_load_key(&ra->key, strchr(keyf, ':') ? keyf : kpath, &why,
+                         cmd->pool) != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", why, NULL);
+    }
+    ra->cert = sk_X509_value(certs, 0);
+    if (!scep_key_matches_cert(ra->key, ra->cert)) {
+        return apr_psprintf(cmd->pool, "%s: key '%s' does not match the "
+                            "certificate '%s'", cmd->cmd->name, keyf, certf);
+    }
+    if (EVP_PKEY_get_base_id(ra->key) != EVP_PKEY_RSA) {
+        return apr_psprintf(cmd->pool, "%s: the RA key must be RSA (SCEP "
+                            "encrypts to it with key transport)",
+                            cmd->cmd->name);
+    }
+    if (!scep_cert_has_ku(ra->cert, ku)) {
+        return apr_psprintf(cmd->pool, "%s: certificate '%s' lacks the %s "
+                            "key usage an RA %s certificate needs",
+                            cmd->cmd->name, certf,
+                            enc ? "keyEncipherment" : "digitalSignature",
+                            enc ? "encryption" : "signing");
+    }
+    if (scep_cert_seconds_left(ra->cert) <= 0) {
+        return apr_psprintf(cmd->pool, "%s: certificate '%s' (%s) has "
+                            "expired", cmd->cmd->name, certf,
+                            scep_name_str(X509_get_subject_name(ra->cert),
+                                          cmd->pool));
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(ra->cert)) > 0) {
+        return apr_psprintf(cmd->pool, "%s: certificate '%s' is not valid "
+                            "yet", cmd->cmd->name, certf);
+    }
+    if (enc) {
+        c->ra_enc = ra;
+    }
+    else {
+        c->ra_sign = ra;
+    }
+    return NULL;
+}
+
+static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
+                                char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    const scep_ca_provider_t *prov;
+    const char **args;
+    const char *err;
+    int i;
+
+    if (argc < 1) {
+        return "SCEPCAProvider: a provider name is required";
+    }
+    prov = ap_lookup_provider(SCEP_CA_PROVIDER_GROUP, argv[0],
+                              SCEP_CA_PROVIDER_VERSION);
+    if (prov == NULL) {
+        return apr_psprintf(cmd->pool, "SCEPCAProvider: unknown CA provider "
+                            "'%s' (built in: local; is the module providing "
+                            "it loaded, and built for API version %s?)",
+                            argv[0], SCEP_CA_PROVIDER_VERSION);
+    }
+    /* Arguments naming a file relative to ServerRoot are made absolute. */
+    args = apr_pcalloc(cmd->pool, sizeof(char *) * argc);
+    for (i = 1; i < argc; i++) {
+        const char *abs = ap_server_root_relative(cmd->temp_pool, argv[i]);
+        apr_finfo_t fi;
+        args[i - 1] = argv[i];
+        if (abs && !ap_strchr_c(argv[i], ':')
+            && apr_stat(&fi, abs, APR_FINFO_TYPE, cmd->temp_pool)
+               == APR_SUCCESS) {
+            args[i - 1] = apr_pstrdup(cmd->pool, abs);
+        }
+    }
+    err = prov->create(&c->provider_inst, cmd->pool, argc - 1, args);
+    if (err) {
+        return apr_psprintf(cmd->pool, "SCEPCAProvider %s: %s", argv[0], err);
+    }
+    c->provider = prov;
+    c->provider_name = apr_pstrdup(cmd->pool, argv[0]);
+    return NULL;
+}
+
+static const char *set_validity(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*end || v < 1 || v > 36500) {
+        return "SCEPCertificateValidity: a number of days from 1 to 36500";
+    }
+    c->validity_days = (int)v;
+    return NULL;
+}
+
+static const char *set_challenge(cmd_parms *cmd, void *dc, const char *mode,
+                                 const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+
+    if (!strcasecmp(mode, "none")) {
+        if (arg) {
+            return "SCEPChallenge none takes no argument";
+        }
+        c->challenge_mode = CHALLENGE_NONE;
+        c->challenge = NULL;
+        return NULL;
+    }
+    if (strcasecmp(mode, "static")) {
+        return apr_psprintf(cmd->pool, "SCEPChallenge: unknown mode '%s' "
+                            "(none, static)", mode);
+    }
+    if (!arg || !*arg) {
+        return "SCEPChallenge static: the password (or file:path) is missing";
+    }
+    if (!strncmp(arg, "file:", 5)) {
+        const char *path = ap_server_root_relative(cmd->pool, arg + 5);
+        apr_file_t *f;
+        char line[1024];
+        apr_size_t n;
+
+        if (!path || apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->pool)
+            != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "SCEPChallenge: cannot read '%s'",
+                                arg + 5);
+        }
+        if (apr_file_gets(line, sizeof(line), f) != APR_SUCCESS) {
+            line[0] = '\0';
+        }
+        apr_file_close(f);
+        n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'
+                     || line[n - 1] == ' ')) {
+            line[--n] = '\0';
+        }
+        if (n == 0) {
+            return apr_psprintf(cmd->pool, "SCEPChallenge: '%s' is empty",
+                                arg + 5);
+        }
+        arg = apr_pstrdup(cmd->pool, line);
+    }
+    c->challenge_mode = CHALLENGE_STATIC;
+    c->challenge = arg;
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    int bit;
+} cipher_names[] = {
+    { "AES-128", SCEP_CIPHER_AES128 }, { "AES-192", SCEP_CIPHER_AES192 },
+    { "AES-256", SCEP_CIPHER_AES256 }, { "DES3", SCEP_CIPHER_DES3 },
+    { "DES", SCEP_CIPHER_DES }, { NULL, 0 }
+}, digest_names[] = {
+    { "SHA-1", SCEP_DIGEST_SHA1 }, { "SHA-256", SCEP_DIGEST_SHA256 },
+    { "SHA-384", SCEP_DIGEST_SHA384 }, { "SHA-512", SCEP_DIGEST_SHA512 },
+    { NULL, 0 }
+};
+
+static const char *set_algs(cmd_parms *cmd, void *dc, int argc,
+                            char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    int digests = cmd->info != NULL, set = 0, i, j;
+    const char *known = digests ? "SHA-1 SHA-256 SHA-384 SHA-512"
+                                : "AES-128 AES-192 AES-256 DES3 DES";
+
+    if (argc < 1) {
+        return apr_psprintf(cmd->pool, "%s: name at least one of %s",
+                            cmd->cmd->name, known);
+    }
+    for (i = 0; i < argc; i++) {
+        int bit = 0;
+        for (j = 0; (digests ? digest_names : cipher_names)[j].name; j++) {
+            if (!strcasecmp(argv[i], (digests ? digest_names
+                                              : cipher_names)[j].name)) {
+                bit = (digests ? digest_names : cipher_names)[j].bit;
+            }
+        }
+        if (!bit) {
+            return apr_psprintf(cmd->pool, "%s: unknown name '%s' (known: %s)",
+                                cmd->cmd->name, argv[i], known);
+        }
+        set |= bit;
+    }
+    if (digests) {
+        c->digests = set;
+    }
+    else {
+        c->ciphers = set;
+    }
+    return NULL;
+}
+
+static const char *set_max_request(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    char *end;
+    apr_int64_t v = apr_strtoi64(arg, &end, 10);
+
+    if (*end || v < 1024 || v > 16 * 1024 * 1024) {
+        return "SCEPMaxRequestSize: bytes, from 1024 to 16777216";
+    }
+    c->max_request = (apr_off_t)v;
+    return NULL;
+}
+
+static const char *set_legacy(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    global->legacy = flag;
+    return NULL;
+}
+
+static const command_rec scep_cmds[] = {
+    AP_INIT_TAKE1("SCEPCACertificateFile", set_ca_file, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "the issuing CA certificate, optionally followed by its chain"),
+    AP_INIT_TAKE1("SCEPNextCACertificateFile", set_next_ca_file, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "the next CA certificate (GetNextCACert)"),
+    AP_INIT_TAKE2("SCEPRAEncryption", set_ra, (void *)1,
+                  RSRC_CONF | ACCESS_CONF,
+                  "RA encryption certificate and key file"),
+    AP_INIT_TAKE2("SCEPRASigning", set_ra, NULL, RSRC_CONF | ACCESS_CONF,
+                  "RA signing certificate and key file"),
+    AP_INIT_TAKE_ARGV("SCEPCAProvider", set_provider, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "CA backend provider name and its arguments"),
+    AP_INIT_TAKE1("SCEPCertificateValidity", set_validity, NULL,
+                  RSRC_CONF | ACCESS_CONF, "validity of issued certificates "
+                  "in days"),
+    AP_INIT_TAKE12("SCEPChallenge", set_challenge, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "none | static password | static file:path"),
+    AP_INIT_TAKE_ARGV("SCEPCiphers", set_algs, NULL, RSRC_CONF | ACCESS_CONF,
+                      "allowed content ciphers: AES-128 AES-192 AES-256 DES3 "
+                      "DES"),
+    AP_INIT_TAKE_ARGV("SCEPDigests", set_algs, (void *)1,
+                      RSRC_CONF | ACCESS_CONF,
+                      "allowed digests: SHA-1 SHA-256 SHA-384 SHA-512"),
+    AP_INIT_TAKE1("SCEPMaxRequestSize", set_max_request, NULL,
+                  RSRC_CONF | ACCESS_CONF, "largest SCEP request in bytes"),
+    AP_INIT_FLAG("SCEPLegacyProvider", set_legacy, NULL, RSRC_CONF,
+                 "load OpenSSL's legacy provider (single DES)"),
+    { NULL }
+};
+
+/* ---- the endpoint: derived once per process --------------------------- */
+
+static int conf_ciphers(const scep_dir_conf_t *c)
+{
+    return c->ciphers == SCEP_UNSET ? DEFAULT_CIPHERS : c->ciphers;
+}
+
+static int conf_digests(const scep_dir_conf_t *c)
+{
+    return c->digests == SCEP_UNSET ? DEFAULT_DIGESTS : c->digests;
+}
+
+static const char *build_caps(const scep_dir_conf_t *c, apr_pool_t *p)
+{
+    int ci = conf_ciphers(c), di = conf_digests(c);
+
+    /* NDES's list, AES before DES3 (certmonger takes the first it knows),
+     * SHA-384 listed (strongSwan 5.9.8 uses AES only when it sees it). */
+    return apr_pstrcat(p,
+        c->next_ca ? "GetNextCACert\n" : "",
+        "POSTPKIOperation\n",
+        "Renewal\n",
+        (di & SCEP_DIGEST_SHA512) ? "SHA-512\n" : "",
+        (di & SCEP_DIGEST_SHA384) ? "SHA-384\n" : "",
+        (di & SCEP_DIGEST_SHA256) ? "SHA-256\n" : "",
+        (di & SCEP_DIGEST_SHA1) ? "SHA-1\n" : "",
+        (ci & (SCEP_CIPHER_AES128 | SCEP_CIPHER_AES192 | SCEP_CIPHER_AES256))
+            ? "AES\n" : "",
+        (ci & SCEP_CIPHER_DES3) ? "DES3\n" : "",
+        "SCEPStandard\n", NULL);
+}
+
+/* GetNextCACert: the next CA certificate(s) as a degenerate PKCS#7, signed
+ * by the current RA signing key. */
+static const char *build_nextca(scep_endpoint_t *ep, STACK_OF(X509) *next,
+                                apr_pool_t *p)
+{
+    const unsigned char *inner;
+    apr_size_t innerlen;
+    BIO *in;
+    CMS_ContentInfo *cms;
+    unsigned char *buf, *q;
+    int n;
+
+    if (scep_certs_p7_encode(&inner, &innerlen, next, p) != APR_SUCCESS) {
+        return "cannot encode the next CA certificate";
+    }
+    in = BIO_new_mem_buf(inner, (int)innerlen);
+    cms = CMS_sign(ep->sign->cert, ep->sign->key, NULL, in,
+                   CMS_BINARY | CMS_NOSMIMECAP);
+    BIO_free(in);
+    if (cms == NULL || (n = i2d_CMS_ContentInfo(cms, NULL)) <= 0) {
+        CMS_ContentInfo_free(cms);
+        return apr_psprintf(p, "cannot sign the next CA certificate: %s",
+                            scep_ssl_errors(p));
+    }
+    buf = q = apr_palloc(p, n);
+    i2d_CMS_ContentInfo(cms, &q);
+    CMS_ContentInfo_free(cms);
+    ep->nextca = buf;
+    ep->nextca_len = (apr_size_t)n;
+    return NULL;
+}
+
+/* Build the endpoint of a (merged) configuration.  Errors are kept in
+ * ep->error: at start-up they stop httpd, at request time they are 500. */
+static scep_endpoint_t *endpoint_build(const scep_dir_conf_t *c, apr_pool_t *p)
+{
+    scep_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    STACK_OF(X509) *out;
+    scep_ra_t *ca_ra;
+    int i, k = 0;
+
+    if (!c->ca_chain) {
+        ep->error = "SCEPCACertificateFile is not set";
+        return ep;
+    }
+    ep->chain = c->ca_chain;
+    if (!c->provider) {
+        ep->error = "SCEPCAProvider is not set";
+        return ep;
+    }
+    if (c->provider->init
+        && (ep->error = c->provider->init(c->provider_inst, p, c->ca_chain))
+           != NULL) {
+        ep->error = apr_psprintf(p, "SCEPCAProvider %s: %s",
+                                 c->provider_name, ep->error);
+        return ep;
+    }
+    ep->enc = c->ra_enc ? c->ra_enc : c->ra_sign;
+    ep->sign = c->ra_sign ? c->ra_sign : c->ra_enc;
+    if (ep->enc == NULL) {
+        /* No RA: the CA answers itself with its own key. */
+        EVP_PKEY *key = c->provider == &scep_ca_local_provider
+                        ? scep_ca_local_key(c->provider_inst) : NULL;
+        if (key == NULL) {
+            ep->error = "no RA certificate (SCEPRAEncryption, SCEPRASigning) "
+                        "and no local CA key to act as RA";
+            return ep;
+        }
+        ca_ra = apr_pcalloc(p, sizeof(*ca_ra));
+        ca_ra->cert = sk_X509_value(c->ca_chain, 0);
+        ca_ra->key = key;
+        ep->enc = ep->sign = ca_ra;
+    }
+    else if (ep->enc == ep->sign
+             && !scep_cert_has_ku(ep->enc->cert, KU_KEY_ENCIPHERMENT
+                                                 | KU_DIGITAL_SIGNATURE)) {
+        ep->error = "a single RA certificate serves both roles and needs "
+                    "both keyEncipherment and digitalSignature (or configure "
+                    "SCEPRAEncryption and SCEPRASigning)";
+        return ep;
+    }
+    ep->recipients[k++] = ep->enc;
+    if (ep->sign != ep->enc
+        && scep_cert_has_ku(ep->sign->cert, KU_KEY_ENCIPHERMENT)) {
+        ep->recipients[k++] = ep->sign;
+    }
+    ep->recipients[k] = NULL;
+    ep->dctx.recipients = ep->recipients;
+    ep->dctx.allowed_ciphers = conf_ciphers(c);
+    ep->dctx.allowed_digests = conf_digests(c);
+    if ((ep->dctx.allowed_ciphers & SCEP_CIPHER_DES) && !global->legacy) {
+        ep->error = "SCEPCiphers allows DES, which needs SCEPLegacyProvider On";
+        return ep;
+    }
+    ep->caps = build_caps(c, p);
+
+    if (c->ra_enc == NULL && c->ra_sign == NULL) {
+        ep->cacert_type = "application/x-x509-ca-cert";
+        scep_cert_der(&ep->cacert, &ep->cacert_len, ep->enc->cert, p);
+    }
+    else {
+        /* NDES order: RA encryption, RA signing, then the CA chain. */
+        out = sk_X509_new_null();
+        sk_X509_push(out, ep->enc->cert);
+        if (ep->sign != ep->enc) {
+            sk_X509_push(out, ep->sign->cert);
+        }
+        for (i = 0; i < sk_X509_num(c->ca_chain); i++) {
+            sk_X509_push(out, sk_X509_value(c->ca_chain, i));
+        }
+        i = scep_certs_p7_encode(&ep->cacert, &ep->cacert_len, out, p);
+        sk_X509_free(out);
+        if (i != APR_SUCCESS) {
+            ep->error = "cannot encode the GetCACert answer";
+            return ep;
+        }
+        ep->cacert_type = "application/x-x509-ca-ra-cert";
+    }
+    if (c->next_ca) {
+        ep->error = build_nextca(ep, c->next_ca, p);
+    }
+    return ep;
+}
+
+static const char *endpoint_key(const scep_dir_conf_t *c, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%pp|%pp|%pp|%pp|%pp|%pp|%d|%d", c->ca_chain,
+                        c->next_ca, c->ra_enc, c->ra_sign, c->provider,
+                        c->provider_inst, conf_ciphers(c), conf_digests(c));
+}
+
+/* The endpoint of a merged configuration: built at start-up for every
+ * section that names a CA, or else on first use in this process. */
+static scep_endpoint_t *endpoint_get(const scep_dir_conf_t *c, apr_pool_t *tp)
+{
+    const char *key = endpoint_key(c, tp);
+    scep_endpoint_t *ep;
+
+    if (global->mutex) {
+        apr_thread_mutex_lock(global->mutex);
+    }
+    ep = apr_hash_get(global->endpoints, key, APR_HASH_KEY_STRING);
+    if (ep == NULL) {
+        ep = endpoint_build(c, global->pool);
+        apr_hash_set(global->endpoints, apr_pstrdup(global->pool, key),
+                     APR_HASH_KEY_STRING, ep);
+    }
+    if (global->mutex) {
+        apr_thread_mutex_unlock(global->mutex);
+    }
+    return ep;
+}
+
+/* ---- start-up --------------------------------------------------------- */
+
+static apr_status_t global_cleanup(void *d)
+{
+    global = NULL;
+    return APR_SUCCESS;
+}
+
+static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp)
+{
+    global = apr_pcalloc(pconf, sizeof(*global));
+    global->pool = pconf;
+    global->confs = apr_array_make(pconf, 8, sizeof(scep_dir_conf_t *));
+    global->endpoints = apr_hash_make(pconf);
+    apr_pool_cleanup_register(pconf, NULL, global_cleanup,
+                              apr_pool_cleanup_null);
+    return OK;
+}
+
+static void warn_expiry(server_rec *s, X509 *cert, const char *what,
+                        apr_pool_t *p)
+{
+    long long left = scep_cert_seconds_left(cert);
+
+    if (left < RA_WARN_SECONDS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00002)
+                     "%s %s expires in %lld days (%s): renew it before "
+                     "clients stop enrolling", what,
+                     scep_name_str(X509_get_subject_name(cert), p),
+                     left / 86400, ASN1_STRING_get0_data(
+                         (ASN1_STRING *)X509_get0_notAfter(cert)));
+    }
+}
+
+static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    static OSSL_PROVIDER *legacy, *deflt;
+    server_rec *vs;
+    int i;
+
+    if (global->legacy && !legacy) {
+        /* Loading one provider turns off the implicit default: load both. */
+        deflt = OSSL_PROVIDER_load(NULL, "default");
+        legacy = OSSL_PROVIDER_load(NULL, "legacy");
+        if (!legacy || !deflt) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00003)
+                         "SCEPLegacyProvider On: cannot load OpenSSL's legacy "
+                         "provider: %s", scep_ssl_errors(ptemp));
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (apr_thread_mutex_create(&global->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                pconf) != APR_SUCCESS) {
+        global->mutex = NULL;
+    }
+
+    /* The servers' own per-directory defaults were created before
+     * pre_config: add them to the list of sections to check. */
+    for (vs = s; vs; vs = vs->next) {
+        scep_dir_conf_t *dc = ap_get_module_config(vs->lookup_defaults,
+                                                   &scep_module);
+        if (dc) {
+            APR_ARRAY_PUSH(global->confs, scep_dir_conf_t *) = dc;
+        }
+    }
+    for (i = 0; i < global->confs->nelts; i++) {
+        scep_dir_conf_t *c = APR_ARRAY_IDX(global->confs, i,
+                                           scep_dir_conf_t *);
+        scep_endpoint_t *ep;
+
+        if (!c->ca_chain) {
+            continue;   /* inherits; checked when first used */
+        }
+        ep = endpoint_get(c, ptemp);
+        if (ep->error) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00005)
+                         "SCEP endpoint <%s>: %s", c->context, ep->error);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (c->challenge_mode == CHALLENGE_NONE) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00006)
+                         "SCEP endpoint <%s>: SCEPChallenge none: anyone who "
+                         "can reach it gets a certificate", c->context);
+        }
+        warn_expiry(s, ep->enc->cert, "RA certificate", ptemp);
+        if (ep->sign != ep->enc) {
+            warn_expiry(s, ep->sign->cert, "RA certificate", ptemp);
+        }
+        warn_expiry(s, sk_X509_value(c->ca_chain, 0), "CA certificate", ptemp);
+    }
+    return OK;
+}
+
+/* ---- the handler ------------------------------------------------------ */
+
+typedef struct {
+    request_rec *r;
+    const scep_dir_conf_t *conf;
+    scep_endpoint_t *ep;
+} scep_req_ctx_t;
+
+/* HTTP error with a one-line reason, logged with which rule refused. */
+static int http_refuse(request_rec *r, int status, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00010)
+                  "refused with HTTP %d: %s", status, why);
+    r->status = status;
+    if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+    }
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    ap_rprintf(r, "%s\n", why);
+    return OK;
+}
+
+static const char *query_arg(request_rec *r, const char *name)
+{
+    char *args, *tok, *last = NULL;
+    size_t nlen = strlen(name);
+
+    if (!r->args) {
+        return NULL;
+    }
+    args = apr_pstrdup(r->pool, r->args);
+    for (tok = apr_strtok(args, "&", &last); tok;
+         tok = apr_strtok(NULL, "&", &last)) {
+        if (!strncasecmp(tok, name, nlen) && tok[nlen] == '=') {
+            char *v = tok + nlen + 1;
+            /* '+' stays '+': it is base64 far more often than a space */
+            if (ap_unescape_url(v) != OK) {
+                return "";
+            }
+            return v;
+        }
+        if (!strcasecmp(tok, name)) {
+            return "";
+        }
+    }
+    return NULL;
+}
+
+static int send_body(request_rec *r, const char *type,
+                     const void *data, apr_size_t len)
+{
+    ap_set_content_type(r, type);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only) {
+        ap_rwrite(data, (int)len, r);
+    }
+    return OK;
+}
+
+static int send_info_page(request_rec *r)
+{
+    static const char page[] =
+        "<!DOCTYPE html>\n<html>\n<head>\n"
+        "<meta http-equiv=\"Content-Type\" content=\"text/html; "
+        "charset=utf-8\">\n"
+        "<title>Network Device Enrollment Service</title>\n</head>\n"
+        "<body>\n<h1>Network Device Enrollment Service</h1>\n"
+        "<p>Network Device Enrollment Service allows you to obtain "
+        "certificates for routers or other network devices using the "
+        "Simple Certificate Enrollment Protocol (SCEP).</p>\n"
+        "<p>This URL is used by network devices to submit certificate "
+        "requests.</p>\n"
+        "<p>To obtain an enrollment challenge password, go to the admin URL. "
+        "By default, the admin URL is "
+        "<a href=\"/certsrv/mscep_admin/\">/certsrv/mscep_admin/</a>.</p>\n"
+        "<p>For more information see the mod_scep documentation.</p>\n"
+        "</body>\n</html>\n";
+
+    return send_body(r, "text/html; charset=utf-8", page, sizeof(page) - 1);
+}
+
+/* Read a POST body, bounded. */
+static int read_body(request_rec *r, apr_off_t limit, unsigned char **out,
+                     apr_size_t *outlen, const char **why)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t cap = 8192, n = 0;
+    unsigned char *buf;
+    long got;
+    int rc;
+
+    *why = NULL;
+    if (cl) {
+        char *end;
+        apr_off_t v;
+        if (apr_strtoff(&v, cl, &end, 10) != APR_SUCCESS || *end || v < 0) {
+            *why = "bad Content-Length";
+            return HTTP_BAD_REQUEST;
+        }
+        if (v > limit) {
+            *why = apr_psprintf(r->pool, "request body of %" APR_OFF_T_FMT
+                                " bytes exceeds SCEPMaxRequestSize %"
+                                APR_OFF_T_FMT, v, limit);
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+        if (v > 0) {
+            cap = (apr_size_t)v + 1;
+        }
+    }
+    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
+        *why = "cannot read the request body";
+        return rc;
+    }
+    buf = apr_palloc(r->pool, cap);
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            if (n == cap) {
+                unsigned char *nb = apr_palloc(r->pool, cap * 2);
+                memcpy(nb, buf, n);
+                buf = nb;
+                cap *= 2;
+            }
+            got = ap_get_client_block(r, (char *)buf + n, cap - n);
+            if (got == 0) {
+                break;
+            }
+            if (got < 0) {
+                *why = "error reading the request body";
+                return HTTP_BAD_REQUEST;
+            }
+            n += (apr_size_t)got;
+            if ((apr_off_t)n > limit) {
+                *why = apr_psprintf(r->pool, "request body exceeds "
+                                    "SCEPMaxRequestSize %" APR_OFF_T_FMT,
+                                    limit);
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+    }
+    *out = buf;
+    *outlen = n;
+    return OK;
+}
+
+static int send_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                        int status, int fail_info, STACK_OF(X509) *certs)
+{
+    request_rec *r = rc->r;
+    scep_certrep_t rep;
+    const unsigned char *der;
+    apr_size_t len;
+    const char *why = NULL;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.pki_status = status;
+    rep.fail_info = fail_info;
+    rep.transaction_id = msg->transaction_id;
+    rep.recipient_nonce = msg->has_sender_nonce ? msg->sender_nonce : NULL;
+    rep.certs = certs;
+    rep.encrypt_to = msg->signer;
+    rep.cipher_nid = msg->cipher_nid;
+    rep.signer_cert = rc->ep->sign->cert;
+    rep.signer_key = rc->ep->sign->key;
+    /* answer with the request's digest when it is one we allow */
+    rep.digest_nid = (msg->digest & rc->ep->dctx.allowed_digests)
+                     ? msg->digest_nid : NID_sha256;
+    if (scep_certrep_encode(&der, &len, &rep, &why, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00011)
+                      "cannot encode the CertRep for transaction %s: %s",
+                      msg->transaction_id, why);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_body(r, "application/x-pki-message", der, len);
+}
+
+static int send_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                        int fail_info, const char *rule, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, rc->r, SCEP_LOGNO(00012)
+                  "%s refused (%s), transaction %s, %s: %s",
+                  scep_msg_type_name(msg->message_type),
+                  scep_fail_name(fail_info),
+                  msg->transaction_id ? msg->transaction_id : "-", rule, why);
+    return send_certrep(rc, msg, SCEP_STATUS_FAILURE, fail_info, NULL);
+}
+
+/* The challengePassword attribute of a CSR, as text; NULL when absent. */
+static const char *csr_challenge(X509_REQ *csr, apr_pool_t *p)
+{
+    int idx = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1);
+    X509_ATTRIBUTE *attr;
+    ASN1_TYPE *t;
+
+    if (idx < 0 || (attr = X509_REQ_get_attr(csr, idx)) == NULL
+        || (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL) {
+        return NULL;
+    }
+    switch (t->type) {
+    case V_ASN1_PRINTABLESTRING:
+    case V_ASN1_UTF8STRING:
+    case V_ASN1_IA5STRING:
+    case V_ASN1_T61STRING:
+        return apr_pstrmemdup(p,
+                              (const char *)ASN1_STRING_get0_data(t->value.asn1_string),
+                              ASN1_STRING_length(t->value.asn1_string));
+    default:
+        return NULL;
+    }
+}
+
+static int handle_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
+{
+    request_rec *r = rc->r;
+    const scep_dir_conf_t *c = rc->conf;
+    scep_ca_request_t creq;
+    scep_ca_reply_t reply;
+    const char *pw, *subject;
+    apr_status_t rv;
+
+    subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
+    if (!EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
+                     X509_REQ_get0_pubkey(msg->csr))) {
+        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "signer-key",
+                            "the message is not signed with the CSR's key "
+                            "(renewal by a signed PKCSReq is not enabled)");
+    }
+    /* challenge */
+    pw = csr_challenge(msg->csr, r->pool);
+    switch (c->challenge_mode) {
+    case CHALLENGE_NONE:
+        break;
+    case CHALLENGE_STATIC:
+        if (pw == NULL) {
+            return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
+                                "the CSR has no challenge password");
+        }
+        if (strlen(pw) != strlen(c->challenge)
+            || CRYPTO_memcmp(pw, c->challenge, strlen(pw)) != 0) {
+            return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
+                                "the password in the certificate request "
+                                "cannot be verified");
+        }
+        break;
+    default:
+        return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
+                            "no SCEPChallenge is configured for this endpoint "
+                            "(fail closed)");
+    }
+
+    memset(&creq, 0, sizeof(creq));
+    memset(&reply, 0, sizeof(reply));
+    creq.csr = msg->csr;
+    creq.signer = msg->signer;
+    creq.transaction_id = msg->transaction_id;
+    creq.profile = "default";
+    creq.requester = r->useragent_ip;
+    creq.validity_days = c->validity_days == SCEP_UNSET
+                         ? DEFAULT_VALIDITY_DAYS : c->validity_days;
+    rv = c->provider->enroll(c->provider_inst, &creq, &reply, r->pool);
+    if (rv != APR_SUCCESS && reply.status == SCEP_CA_ISSUED) {
+        reply.status = SCEP_CA_ERROR;
+    }
+    switch (reply.status) {
+    case SCEP_CA_ISSUED:
+        if (reply.certs == NULL || sk_X509_num(reply.certs) == 0) {
+            return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
+                                apr_psprintf(r->pool, "CA provider %s "
+                                             "returned no certificate",
+                                             c->provider_name));
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00013)
+                      "PKCSReq issued: transaction %s, subject %s, serial %s, "
+                      "CA provider %s, %s/%s",
+                      msg->transaction_id, subject,
+                      scep_serial_str(X509_get0_serialNumber(
+                          sk_X509_value(reply.certs, 0)), r->pool),
+                      c->provider_name, OBJ_nid2sn(msg->cipher_nid),
+                      OBJ_nid2sn(msg->digest_nid));
+        return send_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
+                            reply.certs);
+    case SCEP_CA_PENDING:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00014)
+                      "PKCSReq pending: transaction %s, subject %s",
+                      msg->transaction_id, subject);
+        return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL);
+    default:
+        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
+                            apr_psprintf(r->pool, "CA provider %s %s: %s",
+                                         c->provider_name,
+                                         reply.status == SCEP_CA_REJECTED
+                                         ? "rejected the request"
+                                         : "failed",
+                                         reply.reason ? reply.reason : "-"));
+    }
+}
+
+static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
+{
+    request_rec *r = rc->r;
+    apr_off_t limit = rc->conf->max_request == SCEP_UNSET
+                      ? DEFAULT_MAX_REQUEST : rc->conf->max_request;
+    unsigned char *der = NULL;
+    apr_size_t len = 0;
+    const char *why = NULL;
+    scep_msg_t *msg;
+    scep_decode_result_t res;
+    int st;
+
+    if (is_post) {
+        st = read_body(r, limit, &der, &len, &why);
+        if (st != OK) {
+            return http_refuse(r, st, why);
+        }
+    }
+    else {
+        const char *m = query_arg(r, "message");
+        apr_size_t mlen;
+        if (m == NULL || !*m) {
+            return http_refuse(r, HTTP_BAD_REQUEST,
+                               "PKIOperation: the message parameter is missing");
+        }
+        mlen = strlen(m);
+        if ((apr_off_t)(mlen / 4 * 3) > limit) {
+            return http_refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                               apr_psprintf(r->pool, "PKIOperation message "
+                                            "exceeds SCEPMaxRequestSize %"
+                                            APR_OFF_T_FMT, limit));
+        }
+        if (scep_base64_decode(&der, &len, m, mlen, r->pool) != APR_SUCCESS) {
+            return http_refuse(r, HTTP_BAD_REQUEST,
+                               "PKIOperation: the message parameter is not "
+                               "base64");
+        }
+    }
+    if (len == 0) {
+        return http_refuse(r, HTTP_BAD_REQUEST, "PKIOperation: empty message");
+    }
+    if (scep_msg_decode(&msg, &res, &rc->ep->dctx, der, len, r->pool)
+        != APR_SUCCESS) {
+        return http_refuse(r, HTTP_BAD_REQUEST,
+                           apr_pstrcat(r->pool, "PKIOperation: cannot decode "
+                                       "the pkiMessage: ", res.why, NULL));
+    }
+    if (res.fail_info != SCEP_FAIL_NONE) {
+        return send_failure(rc, msg, res.fail_info, "decode", res.why);
+    }
+    switch (msg->message_type) {
+    case SCEP_MT_PKCSREQ:
+        return handle_pkcsreq(rc, msg);
+    case SCEP_MT_RENEWALREQ:
+    case SCEP_MT_CERTPOLL:
+    case SCEP_MT_GETCERT:
+    case SCEP_MT_GETCRL:
+        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
+                            apr_psprintf(r->pool, "%s is not supported by "
+                                         "this endpoint",
+                                         scep_msg_type_name(
+                                             msg->message_type)));
+    default:
+        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
+                            apr_psprintf(r->pool, "unknown or unregistered "
+                                         "messageType %d",
+                                         msg->message_type));
+    }
+}
+
+static int scep_handler(request_rec *r)
+{
+    scep_req_ctx_t rc;
+    const char *op;
+    int is_post;
+
+    if (!r->handler || strcmp(r->handler, "scep")) {
+        return DECLINED;
+    }
+    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    is_post = r->method_number == M_POST;
+
+    rc.r = r;
+    rc.conf = ap_get_module_config(r->per_dir_config, &scep_module);
+    rc.ep = endpoint_get(rc.conf, r->pool);
+    if (rc.ep->error) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00020)
+                      "SCEP endpoint not usable: %s", rc.ep->error);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op = query_arg(r, "operation");
+    if (op == NULL) {
+        if (is_post) {
+            return http_refuse(r, HTTP_BAD_REQUEST,
+                               "POST without operation=PKIOperation");
+        }
+        return send_info_page(r);
+    }
+    if (!strcasecmp(op, "PKIOperation")) {
+        return handle_pkioperation(&rc, is_post);
+    }
+    if (is_post) {
+        return http_refuse(r, HTTP_BAD_REQUEST,
+                           apr_psprintf(r->pool, "operation %s is not a POST",
+                                        ap_escape_logitem(r->pool, op)));
+    }
+    if (!strcasecmp(op, "GetCACaps")) {
+        return send_body(r, "text/plain", rc.ep->caps, strlen(rc.ep->caps));
+    }
+    if (!strcasecmp(op, "GetCACert")) {
+        return send_body(r, rc.ep->cacert_type, rc.ep->cacert,
+                         rc.ep->cacert_len);
+    }
+    if (!strcasecmp(op, "GetNextCACert")) {
+        if (!rc.ep->nextca) {
+            return http_refuse(r, HTTP_BAD_REQUEST, "GetNextCACert: no next "
+                               "CA certificate is configured "
+                               "(SCEPNextCACertificateFile)");
+        }
+        return send_body(r, "application/x-x509-next-ca-cert", rc.ep->nextca,
+                         rc.ep->nextca_len);
+    }
+    return http_refuse(r, HTTP_BAD_REQUEST,
+                       apr_psprintf(r->pool, "unknown operation '%s'",
+                                    ap_escape_logitem(r->pool, op)));
+}
+
+static void scep_register_hooks(apr_pool_t *p)
+{
+    ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "local",
+                         SCEP_CA_PROVIDER_VERSION, &scep_ca_local_provider);
+    ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(scep) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    NULL,
+    NULL,
+    scep_cmds,
+    scep_register_hooks,
+#if defined(AP_MODULE_FLAG_NONE)
+    AP_MODULE_FLAG_NONE
+#endif
+};

@@ -1,0 +1,233 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * The "local" CA provider: an in-process OpenSSL CA that signs the CSR with
+ * the key of the endpoint's CA certificate.  CORE: APR and OpenSSL only.
+ */
+#include <apr_strings.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "ca_local.h"
+#include "scep_pki.h"
+
+typedef struct {
+    const char *key_path;
+    EVP_PKEY *key;
+    X509 *ca;                  /* issuing CA certificate */
+    STACK_OF(X509) *chain;     /* CA chain, issuing CA first */
+} ca_local_t;
+
+/* Key usages a requester may ask for; anything else is dropped. */
+#define LOCAL_KU_ALLOWED (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION      \
+                          | KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT   \
+                          | KU_KEY_AGREEMENT)
+
+static const char *local_create(void **instance, apr_pool_t *p,
+                                int argc, const char *const *argv)
+{
+    ca_local_t *ca = apr_pcalloc(p, sizeof(*ca));
+    const char *why = NULL;
+
+    if (argc != 1) {
+        return "the local CA provider takes one argument: the CA key "
+               "(file name or OpenSSL store URI such as pkcs11:...)";
+    }
+    ca->key_path = argv[0];
+    if (scep_load_key(&ca->key, ca->key_path, &why, p) != APR_SUCCESS) {
+        return why;
+    }
+    *instance = ca;
+    return NULL;
+}
+
+static const char *local_init(void *instance, apr_pool_t *p,
+                              STACK_OF(X509) *ca_chain)
+{
+    ca_local_t *ca = instance;
+
+    if (ca_chain == NULL || sk_X509_num(ca_chain) == 0) {
+        return "the local CA provider needs SCEPCACertificateFile";
+    }
+    ca->chain = ca_chain;
+    ca->ca = sk_X509_value(ca_chain, 0);
+    if (!scep_key_matches_cert(ca->key, ca->ca)) {
+        return apr_psprintf(p, "CA key '%s' does not match the CA "
+                            "certificate %s", ca->key_path,
+                            scep_name_str(X509_get_subject_name(ca->ca), p));
+    }
+    if (!scep_cert_has_ku(ca->ca, KU_KEY_CERT_SIGN)) {
+        return apr_psprintf(p, "CA certificate %s lacks keyCertSign",
+                            scep_name_str(X509_get_subject_name(ca->ca), p));
+    }
+    return NULL;
+}
+
+EVP_PKEY *scep_ca_local_key(void *instance)
+{
+    return instance ? ((ca_local_t *)instance)->key : NULL;
+}
+
+static int add_ext_nconf(X509 *x, X509V3_CTX *ctx, int nid, const char *val)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, val);
+    int ok = ext && X509_add_ext(x, ext, -1);
+
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* keyUsage: the CSR's request within LOCAL_KU_ALLOWED, else the usual
+ * digitalSignature + keyEncipherment. */
+static int add_key_usage(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
+{
+    ASN1_BIT_STRING *req_ku = X509V3_get_d2i(req_exts, NID_key_usage, NULL,
+                                             NULL);
+    ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
+    static const int bits[] = { 0, 1, 2, 3, 4 };  /* digitalSignature..keyAgreement */
+    int i, any = 0, ok;
+
+    for (i = 0; req_ku && i < (int)(sizeof(bits) / sizeof(bits[0])); i++) {
+        if (ASN1_BIT_STRING_get_bit(req_ku, bits[i])) {
+            ASN1_BIT_STRING_set_bit(ku, bits[i], 1);
+            any = 1;
+        }
+    }
+    if (!any) {
+        ASN1_BIT_STRING_set_bit(ku, 0, 1);
+        ASN1_BIT_STRING_set_bit(ku, 2, 1);
+    }
+    ok = X509_add1_ext_i2d(x, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) == 1;
+    ASN1_BIT_STRING_free(ku);
+    ASN1_BIT_STRING_free(req_ku);
+    return ok;
+}
+
+/* extendedKeyUsage: the CSR's request among the common end-entity
+ * purposes, else clientAuth. */
+static int add_eku(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
+{
+    static const int allowed[] = { NID_server_auth, NID_client_auth,
+                                   NID_email_protect, NID_ipsec_IKE };
+    EXTENDED_KEY_USAGE *req = X509V3_get_d2i(req_exts, NID_ext_key_usage,
+                                             NULL, NULL);
+    EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+    int i, j, ok;
+
+    for (i = 0; req && i < sk_ASN1_OBJECT_num(req); i++) {
+        int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(req, i));
+        for (j = 0; j < (int)(sizeof(allowed) / sizeof(allowed[0])); j++) {
+            if (nid == allowed[j]) {
+                sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(nid));
+            }
+        }
+    }
+    if (sk_ASN1_OBJECT_num(eku) == 0) {
+        sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth));
+    }
+    ok = X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0,
+                           X509V3_ADD_DEFAULT) == 1;
+    sk_ASN1_OBJECT_free(eku);   /* OBJ_nid2obj objects are static */
+    sk_ASN1_OBJECT_pop_free(req, ASN1_OBJECT_free);
+    return ok;
+}
+
+static apr_status_t local_enroll(void *instance, const scep_ca_request_t *req,
+                                 scep_ca_reply_t *reply, apr_pool_t *p)
+{
+    ca_local_t *ca = instance;
+    X509 *x = NULL;
+    BIGNUM *bn = NULL;
+    STACK_OF(X509_EXTENSION) *req_exts = NULL;
+    X509_EXTENSION *san;
+    X509V3_CTX v3;
+    STACK_OF(X509) *certs;
+    int i, idx;
+    long days = req->validity_days > 0 ? req->validity_days : 365;
+    time_t now = time(NULL);
+
+    reply->status = SCEP_CA_ERROR;
+    ERR_clear_error();
+    if ((x = X509_new()) == NULL || (bn = BN_new()) == NULL) {
+        goto fail;
+    }
+    /* 159 random bits, top bit set: a positive 20-byte serial with at least
+     * 128 bits of entropy (CA/B Forum asks for 64). */
+    if (!X509_set_version(x, X509_VERSION_3)
+        || !BN_rand(bn, 159, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)
+        || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))
+        || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca))
+        || !X509_set_subject_name(x, X509_REQ_get_subject_name(req->csr))
+        || !X509_set_pubkey(x, X509_REQ_get0_pubkey(req->csr))) {
+        goto fail;
+    }
+    /* a few minutes back for clocks that run late; never past the CA */
+    if (!X509_time_adj_ex(X509_getm_notBefore(x), 0, -300, &now)
+        || !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, &now)) {
+        goto fail;
+    }
+    if (ASN1_TIME_compare(X509_get0_notAfter(x),
+                          X509_get0_notAfter(ca->ca)) > 0) {
+        X509_set1_notAfter(x, X509_get0_notAfter(ca->ca));
+    }
+
+    X509V3_set_ctx(&v3, ca->ca, x, NULL, NULL, 0);
+    req_exts = X509_REQ_get_extensions(req->csr);
+    if (!add_ext_nconf(x, &v3, NID_basic_constraints, "critical,CA:FALSE")
+        || !add_ext_nconf(x, &v3, NID_subject_key_identifier, "hash")
+        || !add_ext_nconf(x, &v3, NID_authority_key_identifier, "keyid")
+        || !add_key_usage(x, req_exts)
+        || !add_eku(x, req_exts)) {
+        goto fail;
+    }
+    idx = X509v3_get_ext_by_NID(req_exts, NID_subject_alt_name, -1);
+    if (idx >= 0) {
+        san = X509v3_get_ext(req_exts, idx);
+        if (!X509_add_ext(x, san, -1)) {
+            goto fail;
+        }
+    }
+    if (X509_get_subject_name(x) == NULL
+        || (X509_NAME_entry_count(X509_get_subject_name(x)) == 0 && idx < 0)) {
+        reply->status = SCEP_CA_REJECTED;
+        reply->reason = "CSR has neither a subject nor subjectAltName";
+        goto leave;
+    }
+    if (X509_sign(x, ca->key, EVP_sha256()) <= 0) {
+        goto fail;
+    }
+
+    certs = scep_own_certs(p, sk_X509_new_null());
+    sk_X509_push(certs, x);
+    x = NULL;
+    for (i = 0; i < sk_X509_num(ca->chain); i++) {
+        X509 *c = sk_X509_value(ca->chain, i);
+        X509_up_ref(c);
+        sk_X509_push(certs, c);
+    }
+    reply->certs = certs;
+    reply->status = SCEP_CA_ISSUED;
+    goto leave;
+
+fail:
+    reply->status = SCEP_CA_ERROR;
+    reply->reason = apr_psprintf(p, "local CA: %s", scep_ssl_errors(p));
+leave:
+    sk_X509_EXTENSION_pop_free(req_exts, X509_EXTENSION_free);
+    X509_free(x);
+    BN_free(bn);
+    ERR_clear_error();
+    return APR_SUCCESS;
+}
+
+const scep_ca_provider_t scep_ca_local_provider = {
+    "local",
+    local_create,
+    local_init,
+    local_enroll,
+    NULL,   /* poll: the local CA decides at once */
+    NULL,   /* get_cert: with the certificate store (issue 4) */
+    NULL,   /* get_crl */
+    NULL    /* revoke */
+};

@@ -1,0 +1,16 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * Built-in CA backend providers.
+ */
+#ifndef SCEP_CA_LOCAL_H
+#define SCEP_CA_LOCAL_H
+
+#include "mod_scep.h"
+
+/** "local": the in-process OpenSSL CA.  Arguments: key file or store URI. */
+extern const scep_ca_provider_t scep_ca_local_provider;
+
+/** The CA key of a local provider instance (for "no RA" mode), or NULL. */
+EVP_PKEY *scep_ca_local_key(void *instance);
+
+#endif /* SCEP_CA_LOCAL_H */
