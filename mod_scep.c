@@ -767,8 +767,9 @@ static const char *query_arg(request_rec *r, const char *name)
          tok = apr_strtok(NULL, "&", &last)) {
         if (!strncasecmp(tok, name, nlen) && tok[nlen] == '=') {
             char *v = tok + nlen + 1;
-            /* '+' stays '+': it is base64 far more often than a space */
-            if (ap_unescape_url(v) != OK) {
+            /* '+' stays '+': it is base64 far more often than a space;
+             * %2F is fine here (ap_unescape_url would refuse it) */
+            if (ap_unescape_all(v) != OK) {
                 return "";
             }
             return v;

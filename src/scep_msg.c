@@ -618,9 +618,14 @@ apr_status_t scep_certs_p7_decode(STACK_OF(X509) **certs,
 
 /* ---- CertRep ---------------------------------------------------------- */
 
+/* len -1: a NUL-terminated string (OpenSSL itself would read -1 as "data
+ * is an ASN1_STRING"). */
 static int add_str_attr(CMS_SignerInfo *si, scep_oid_e which, int type,
                         const void *data, int len)
 {
+    if (len < 0) {
+        len = (int)strlen(data);
+    }
     return CMS_signed_add1_attr_by_OBJ(si, scep_oid(which), type, data, len);
 }
 
