@@ -6,6 +6,8 @@
  * handler.  Message decoding, encoding and issuance are in the core
  * (src/scep_*.c, src/ca_*.c), which knows nothing of httpd.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "httpd.h"
@@ -672,28 +674,12 @@ static void warn_expiry(server_rec *s, X509 *cert, const char *what,
     }
 }
 
-static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
-                            apr_pool_t *ptemp, server_rec *s)
+/* Check every section that names a CA, and prepare its endpoint. */
+static int check_endpoints(apr_pool_t *pconf, apr_pool_t *ptemp,
+                           server_rec *s)
 {
-    static OSSL_PROVIDER *legacy, *deflt;
     server_rec *vs;
     int i;
-
-    if (global->legacy && !legacy) {
-        /* Loading one provider turns off the implicit default: load both. */
-        deflt = OSSL_PROVIDER_load(NULL, "default");
-        legacy = OSSL_PROVIDER_load(NULL, "legacy");
-        if (!legacy || !deflt) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00003)
-                         "SCEPLegacyProvider On: cannot load OpenSSL's legacy "
-                         "provider: %s", scep_ssl_errors(ptemp));
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    if (apr_thread_mutex_create(&global->mutex, APR_THREAD_MUTEX_DEFAULT,
-                                pconf) != APR_SUCCESS) {
-        global->mutex = NULL;
-    }
 
     /* The servers' own per-directory defaults were created before
      * pre_config: add them to the list of sections to check. */
@@ -732,6 +718,59 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static int load_openssl_providers(server_rec *s, apr_pool_t *ptemp)
+{
+    static OSSL_PROVIDER *legacy, *deflt;
+
+    if (global->legacy && !legacy) {
+        /* Loading one provider turns off the implicit default: load both. */
+        deflt = OSSL_PROVIDER_load(NULL, "default");
+        legacy = OSSL_PROVIDER_load(NULL, "legacy");
+        if (!legacy || !deflt) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00003)
+                         "SCEPLegacyProvider On: cannot load OpenSSL's legacy "
+                         "provider: %s", scep_ssl_errors(ptemp));
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+/* apachectl configtest (-t) stops before post_config: check there too. */
+static void scep_test_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *ptemp;
+    int rc;
+
+    apr_pool_create(&ptemp, pconf);
+    rc = load_openssl_providers(s, ptemp);
+    if (rc == OK) {
+        rc = check_endpoints(pconf, ptemp, s);
+    }
+    apr_pool_destroy(ptemp);
+    if (rc != OK) {
+        /* test_config has no way to fail but to stop: say it like -t does */
+        fprintf(stderr, "mod_scep: configuration check failed, see the "
+                "error log\n");
+        exit(1);
+    }
+}
+
+static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    int rc = load_openssl_providers(s, ptemp);
+
+    if (rc != OK) {
+        return rc;
+    }
+    if (apr_thread_mutex_create(&global->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                pconf) != APR_SUCCESS) {
+        global->mutex = NULL;
+    }
+    return check_endpoints(pconf, ptemp, s);
+}
+
 /* ---- the handler ------------------------------------------------------ */
 
 typedef struct {
@@ -743,7 +782,7 @@ typedef struct {
 /* HTTP error with a one-line reason, logged with which rule refused. */
 static int http_refuse(request_rec *r, int status, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00010)
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00010)
                   "refused with HTTP %d: %s", status, why);
     r->status = status;
     if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
@@ -1165,6 +1204,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "local",
                          SCEP_CA_PROVIDER_VERSION, &scep_ca_local_provider);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_test_config(scep_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

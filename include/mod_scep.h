@@ -16,6 +16,9 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_hash.h>
+#include <apr_time.h>
+#include <apr_dbd.h>
 #include <openssl/x509.h>
 
 #ifdef __cplusplus
@@ -106,6 +109,107 @@ typedef struct scep_ca_provider_t {
     apr_status_t (*revoke)(void *instance, const ASN1_INTEGER *serial,
                            int reason, apr_pool_t *p);
 } scep_ca_provider_t;
+
+/* ---- challenge providers (NDES's policy module idea) ------------------ */
+
+#define SCEP_CHALLENGE_PROVIDER_GROUP   "scep_challenge"
+#define SCEP_CHALLENGE_PROVIDER_VERSION "1"
+
+/** A database connection lent by mod_dbd for one request. */
+typedef struct scep_db_t {
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;   /**< label -> apr_dbd_prepared_t* */
+} scep_db_t;
+
+/** NDES's password registry values, as configured for the endpoint. */
+typedef struct scep_challenge_settings_t {
+    int length;                 /**< PasswordLength: random bytes (8) */
+    apr_interval_time_t validity; /**< PasswordValidity (60 minutes) */
+    int max;                    /**< PasswordMax: unused, unexpired (5) */
+    const unsigned char *key;   /**< key of the stored keyed hash */
+    apr_size_t key_len;
+    const char *endpoint;       /**< name of the password pool (the
+                                 *   <Location>), passwords are not
+                                 *   shared between pools */
+} scep_challenge_settings_t;
+
+/** Restrictions a password may be bound to when it is issued. */
+typedef struct scep_challenge_binding_t {
+    const char *cn;       /**< subject CN pattern (fnmatch), or NULL */
+    const char *san;      /**< a SAN the CSR must contain (fnmatch), or NULL */
+    const char *profile;  /**< the profile the request must fall under */
+} scep_challenge_binding_t;
+
+/** The facts of one call.  Everything lives as long as @a pool. */
+typedef struct scep_challenge_req_t {
+    apr_pool_t *pool;                 /**< request pool */
+    const scep_challenge_settings_t *settings;
+    /** The database, acquired on first use; NULL when none is configured
+     *  or reachable (the provider then answers SCEP_CHALLENGE_ERROR). */
+    scep_db_t *(*db)(void *baton);
+    void *db_baton;
+    const char *user;                 /**< generate: the authenticated admin */
+    const char *requester;            /**< client address */
+    /* verify and notify: */
+    const char *transaction_id;
+    X509_REQ *csr;
+    const char *profile;
+} scep_challenge_req_t;
+
+typedef enum {
+    SCEP_CHALLENGE_OK = 0,
+    SCEP_CHALLENGE_REFUSED = 1,   /**< wrong, used, expired, unbound... */
+    SCEP_CHALLENGE_FULL = 2,      /**< generate: the password cache is full */
+    SCEP_CHALLENGE_DENIED = 3,    /**< generate: this user may not enroll */
+    SCEP_CHALLENGE_ERROR = 4      /**< store unreachable or failing */
+} scep_challenge_status_e;
+
+/** Outcome given to notify(). */
+typedef enum {
+    SCEP_OUTCOME_ISSUED = 0,
+    SCEP_OUTCOME_PENDING = 1,
+    SCEP_OUTCOME_FAILED = 2
+} scep_challenge_outcome_e;
+
+typedef struct scep_challenge_provider_t {
+    const char *name;
+
+    /** Parse "SCEPChallenge name args..." at configuration time; @a p is
+     *  the configuration pool.  NULL on success, else an error message. */
+    const char *(*create)(void **instance, apr_pool_t *p,
+                          int argc, const char *const *argv);
+
+    /**
+     * Optional: issue a password for the admin page.
+     * @param password out: the password, from req->pool
+     * @param expires  out: expiry time, 0 when it never expires
+     * @param multi    out: nonzero when it may be used more than once
+     * @param reason   out: one line when not OK
+     */
+    scep_challenge_status_e (*generate)(void *instance,
+                                        const scep_challenge_req_t *req,
+                                        const scep_challenge_binding_t *bind,
+                                        const char **password,
+                                        apr_time_t *expires, int *multi,
+                                        const char **reason);
+
+    /**
+     * Check the challenge password of a request (NULL when the CSR has
+     * none).  A one-time password is reserved here for this transaction so
+     * that no concurrent request can use it, and consumed or released by
+     * notify().  @a reason: one line for the log when not OK.
+     */
+    scep_challenge_status_e (*verify)(void *instance,
+                                      const scep_challenge_req_t *req,
+                                      const char *password,
+                                      const char **reason);
+
+    /** Optional: the outcome of a verified request.  ISSUED and PENDING
+     *  consume a one-time password, FAILED releases it. */
+    void (*notify)(void *instance, const scep_challenge_req_t *req,
+                   const char *password, scep_challenge_outcome_e outcome);
+} scep_challenge_provider_t;
 
 #ifdef __cplusplus
 }

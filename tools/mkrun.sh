@@ -37,7 +37,7 @@ pki=$run/pki
 case $challenge in
     static) ;;
     otp) echo "mkrun: CHALLENGE=otp comes with issue 3; using static" ;;
-    *)   echo "mkrun: CHALLENGE=$challenge is not known (static; otp comes with issue 3); using static" ;;
+    *)   echo "mkrun: CHALLENGE=$challenge is not known; CHALLENGE=otp comes with issue 3; using static" ;;
 esac
 challenge=static
 
@@ -52,6 +52,26 @@ fi
 if [ -z "$moddir" ] || [ ! -d "$moddir" ]; then
     moddir=/usr/lib/apache2/modules
     echo "mkrun: apxs not usable; assuming modules in $moddir" >&2
+fi
+
+# A server from an earlier "make run" still running would keep the port and
+# the pid file, and would read the rewritten config at its next restart.
+pidfile=$run/logs/httpd.pid
+if [ -s "$pidfile" ]; then
+    pid=$(head -n 1 "$pidfile")
+    case $pid in
+        ''|*[!0-9]*) ;;
+        *)
+            if kill -0 "$pid" 2>/dev/null &&
+               { [ ! -r "/proc/$pid/cmdline" ] ||
+                 tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "$run/httpd.conf"; }
+            then
+                echo "mkrun: httpd (pid $pid) of an earlier make run is still" \
+                     "running with $run/httpd.conf; stop it first (kill $pid)" >&2
+                exit 1
+            fi
+            ;;
+    esac
 fi
 
 sh "$src/tools/mkpki.sh" "$pki"
