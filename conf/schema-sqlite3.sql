@@ -1,0 +1,36 @@
+-- mod_scep store, SQLite 3 (the embedded default).
+-- sqlite3 /var/lib/apache2/scep/scep.db < schema-sqlite3.sql
+-- WAL lets readers and one writer work at once across httpd children;
+-- it is a property of the database file and persists once set.
+PRAGMA journal_mode = WAL;
+
+CREATE TABLE IF NOT EXISTS scep_password (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash           VARCHAR(64)  NOT NULL UNIQUE,  -- HMAC-SHA256, hex; never the password
+    endpoint       VARCHAR(255) NOT NULL,         -- password pool (the <Location>)
+    created        BIGINT       NOT NULL,         -- Unix seconds
+    expires        BIGINT       NOT NULL,
+    issuer         VARCHAR(255) NOT NULL,         -- authenticated admin who asked
+    bind_cn        VARCHAR(255),
+    bind_san       VARCHAR(255),
+    bind_profile   VARCHAR(64),
+    state          INTEGER      NOT NULL DEFAULT 0, -- 0 unused 1 reserved 2 used 3 revoked
+    reserved_at    BIGINT,
+    used_at        BIGINT,
+    transaction_id VARCHAR(255)                   -- the enrollment that consumed it
+);
+CREATE INDEX IF NOT EXISTS scep_password_live
+    ON scep_password (endpoint, state, expires);
+
+CREATE TABLE IF NOT EXISTS scep_transaction (
+    endpoint       VARCHAR(255) NOT NULL,
+    transaction_id VARCHAR(255) NOT NULL,
+    req_digest     VARCHAR(64)  NOT NULL,         -- SHA-256 of the CSR, hex
+    subject        TEXT,
+    state          INTEGER      NOT NULL,         -- 0 pending 1 issued
+    certs          TEXT,                          -- base64 degenerate PKCS#7
+    serial         VARCHAR(64),
+    created        BIGINT       NOT NULL,
+    updated        BIGINT       NOT NULL,
+    PRIMARY KEY (endpoint, transaction_id)
+);

@@ -1,0 +1,397 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * Built-in challenge providers.  CORE: APR, apr_dbd and OpenSSL only.
+ */
+#include <string.h>
+
+#include <apr_fnmatch.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "scep_challenge.h"
+#include "scep_pki.h"
+#include "scep_store.h"
+
+static char *normalise(const char *pw, apr_pool_t *p)
+{
+    char *s;
+    apr_size_t n, i;
+    int hex = 1;
+
+    while (*pw == ' ' || *pw == '\t') {
+        pw++;
+    }
+    s = apr_pstrdup(p, pw);
+    n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'
+                 || s[n - 1] == '\n')) {
+        s[--n] = '\0';
+    }
+    for (i = 0; i < n; i++) {
+        hex &= apr_isxdigit(s[i]) != 0;
+    }
+    if (hex) {
+        /* NDES passwords are uppercase hex; devices sometimes lower it */
+        for (i = 0; i < n; i++) {
+            s[i] = (char)apr_toupper(s[i]);
+        }
+    }
+    return s;
+}
+
+const char *scep_password_hash(const scep_challenge_settings_t *settings,
+                               const char *password, apr_pool_t *p)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+    const char *norm = normalise(password, p);
+    char *out;
+
+    if (!HMAC(EVP_sha256(), settings->key, (int)settings->key_len,
+              (const unsigned char *)norm, strlen(norm), md, &n)) {
+        return NULL;
+    }
+    out = apr_palloc(p, n * 2 + 1);
+    for (i = 0; i < n; i++) {
+        apr_snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+    return out;
+}
+
+static const char *csr_cn(X509_REQ *csr, apr_pool_t *p)
+{
+    X509_NAME *name = X509_REQ_get_subject_name(csr);
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    unsigned char *utf8 = NULL;
+    const char *out;
+    int n;
+
+    if (idx < 0) {
+        return NULL;
+    }
+    n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
+                                X509_NAME_get_entry(name, idx)));
+    if (n < 0) {
+        return NULL;
+    }
+    out = apr_pstrmemdup(p, (const char *)utf8, n);
+    OPENSSL_free(utf8);
+    return out;
+}
+
+/* Does any DNS, e-mail, URI or IP subjectAltName match the pattern? */
+static int csr_san_matches(X509_REQ *csr, const char *pattern, apr_pool_t *p)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *names = X509V3_get_d2i(exts, NID_subject_alt_name, NULL,
+                                          NULL);
+    int i, hit = 0;
+
+    for (i = 0; names && !hit && i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const char *v = NULL;
+        if (gn->type == GEN_DNS || gn->type == GEN_EMAIL
+            || gn->type == GEN_URI) {
+            v = apr_pstrmemdup(p, (const char *)ASN1_STRING_get0_data(
+                                   gn->d.ia5), ASN1_STRING_length(gn->d.ia5));
+        }
+        else if (gn->type == GEN_IPADD) {
+            /* the text form OpenSSL prints: 10.0.0.1, 2001:DB8:0:0:... */
+            char *ip = OPENSSL_buf2hexstr(ASN1_STRING_get0_data(gn->d.ip),
+                                          ASN1_STRING_length(gn->d.ip));
+            ASN1_OCTET_STRING *os = gn->d.ip;
+            if (ASN1_STRING_length(os) == 4) {
+                const unsigned char *b = ASN1_STRING_get0_data(os);
+                v = apr_psprintf(p, "%d.%d.%d.%d", b[0], b[1], b[2], b[3]);
+            }
+            else if (ip) {
+                v = apr_pstrdup(p, ip);
+            }
+            OPENSSL_free(ip);
+        }
+        if (v && apr_fnmatch(pattern, v, APR_FNM_CASE_BLIND) == APR_SUCCESS) {
+            hit = 1;
+        }
+    }
+    GENERAL_NAMES_free(names);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return hit;
+}
+
+const char *scep_binding_check(const scep_challenge_binding_t *bind,
+                               X509_REQ *csr, const char *profile,
+                               apr_pool_t *p)
+{
+    if (bind->cn) {
+        const char *cn = csr_cn(csr, p);
+        if (!cn || apr_fnmatch(bind->cn, cn, APR_FNM_CASE_BLIND)
+                   != APR_SUCCESS) {
+            return apr_psprintf(p, "the password is bound to CN '%s', the "
+                                "CSR has '%s'", bind->cn, cn ? cn : "");
+        }
+    }
+    if (bind->san && !csr_san_matches(csr, bind->san, p)) {
+        return apr_psprintf(p, "the password is bound to a subjectAltName "
+                            "matching '%s', the CSR has none", bind->san);
+    }
+    if (bind->profile && (!profile || strcmp(bind->profile, profile))) {
+        return apr_psprintf(p, "the password is bound to profile '%s', the "
+                            "request is for '%s'", bind->profile,
+                            profile ? profile : "");
+    }
+    return NULL;
+}
+
+/* ---- otp -------------------------------------------------------------- */
+
+static const char *otp_create(void **instance, apr_pool_t *p, int argc,
+                              const char *const *argv)
+{
+    if (argc != 0) {
+        return "otp takes no arguments (see SCEPPasswordLength, "
+               "SCEPPasswordValidity, SCEPPasswordMax, SCEPPasswordKeyFile)";
+    }
+    *instance = apr_pcalloc(p, 1);
+    return NULL;
+}
+
+static scep_db_t *otp_db(const scep_challenge_req_t *req, const char **reason)
+{
+    scep_db_t *db = req->db ? req->db(req->db_baton) : NULL;
+
+    if (db == NULL) {
+        *reason = "the password store is not reachable (mod_dbd)";
+    }
+    return db;
+}
+
+static scep_challenge_status_e otp_generate(void *instance,
+                                            const scep_challenge_req_t *req,
+                                            const scep_challenge_binding_t *bind,
+                                            const char **password,
+                                            apr_time_t *expires, int *multi,
+                                            const char **reason)
+{
+    const scep_challenge_settings_t *st = req->settings;
+    apr_pool_t *p = req->pool;
+    scep_db_t *db = otp_db(req, reason);
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    apr_int64_t exp = now + apr_time_sec(st->validity);
+    unsigned char raw[64];
+    char *pw;
+    int count = 0, i;
+
+    if (db == NULL) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    if (scep_pw_count_live(db, st->endpoint, now, &count, reason, p)
+        != APR_SUCCESS) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    if (count >= st->max) {
+        *reason = apr_psprintf(p, "%d unused passwords are outstanding "
+                               "(SCEPPasswordMax %d)", count, st->max);
+        return SCEP_CHALLENGE_FULL;
+    }
+    if (st->length < 1 || st->length > (int)sizeof(raw)
+        || RAND_bytes(raw, st->length) != 1) {
+        *reason = "no random bytes";
+        return SCEP_CHALLENGE_ERROR;
+    }
+    pw = apr_palloc(p, st->length * 2 + 1);
+    for (i = 0; i < st->length; i++) {
+        apr_snprintf(pw + 2 * i, 3, "%02X", raw[i]);
+    }
+    OPENSSL_cleanse(raw, sizeof(raw));
+    if (scep_pw_insert(db, st->endpoint, scep_password_hash(st, pw, p), now,
+                       exp, req->user, bind, reason, p) != APR_SUCCESS) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    *password = pw;
+    *expires = apr_time_from_sec(exp);
+    *multi = 0;
+    return SCEP_CHALLENGE_OK;
+}
+
+static scep_challenge_status_e otp_verify(void *instance,
+                                          const scep_challenge_req_t *req,
+                                          const char *password,
+                                          const char **reason)
+{
+    const scep_challenge_settings_t *st = req->settings;
+    apr_pool_t *p = req->pool;
+    scep_db_t *db;
+    scep_pw_row_t *row = NULL;
+    scep_challenge_binding_t bind;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    const char *hash, *why;
+    int reserved = 0;
+
+    if (password == NULL || !*password) {
+        *reason = "the CSR has no challenge password";
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    if ((db = otp_db(req, reason)) == NULL) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    hash = scep_password_hash(st, password, p);
+    if (scep_pw_lookup(db, st->endpoint, hash, &row, reason, p)
+        != APR_SUCCESS) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    if (row == NULL) {
+        *reason = "the password is unknown (mistyped, or issued for another "
+                  "endpoint)";
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    switch (row->state) {
+    case SCEP_PW_USED:
+        *reason = apr_psprintf(p, "the password has been used already "
+                               "(transaction %s)",
+                               row->transaction_id ? row->transaction_id : "-");
+        return SCEP_CHALLENGE_REFUSED;
+    case SCEP_PW_REVOKED:
+        *reason = "the password was revoked by an administrator";
+        return SCEP_CHALLENGE_REFUSED;
+    default:
+        break;
+    }
+    if (row->expires <= now) {
+        *reason = apr_psprintf(p, "the password expired %" APR_INT64_T_FMT
+                               " seconds ago", now - row->expires);
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    bind.cn = row->bind_cn;
+    bind.san = row->bind_san;
+    bind.profile = row->bind_profile;
+    if ((why = scep_binding_check(&bind, req->csr, req->profile, p)) != NULL) {
+        *reason = why;
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    if (scep_pw_reserve(db, st->endpoint, hash, req->transaction_id, now,
+                        &reserved, reason, p) != APR_SUCCESS) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    if (!reserved) {
+        *reason = "the password is being used by another request right now";
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    return SCEP_CHALLENGE_OK;
+}
+
+static void otp_notify(void *instance, const scep_challenge_req_t *req,
+                       const char *password, scep_challenge_outcome_e outcome)
+{
+    const char *why = NULL;
+    scep_db_t *db = req->db ? req->db(req->db_baton) : NULL;
+
+    if (db == NULL || password == NULL) {
+        return;
+    }
+    scep_pw_finish(db, scep_password_hash(req->settings, password, req->pool),
+                   req->transaction_id, outcome != SCEP_OUTCOME_FAILED,
+                   apr_time_sec(apr_time_now()), &why, req->pool);
+}
+
+const scep_challenge_provider_t scep_challenge_otp = {
+    "otp", otp_create, otp_generate, otp_verify, otp_notify
+};
+
+/* ---- static ----------------------------------------------------------- */
+
+static const char *static_create(void **instance, apr_pool_t *p, int argc,
+                                 const char *const *argv)
+{
+    const char *pw;
+
+    if (argc != 1 || !*argv[0]) {
+        return "static takes one argument: the password, or file:path";
+    }
+    pw = argv[0];
+    if (!strncmp(pw, "file:", 5)) {
+        apr_file_t *f;
+        char line[1024];
+        if (apr_file_open(&f, pw + 5, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
+            return apr_psprintf(p, "cannot read '%s'", pw + 5);
+        }
+        if (apr_file_gets(line, sizeof(line), f) != APR_SUCCESS) {
+            line[0] = '\0';
+        }
+        apr_file_close(f);
+        pw = normalise(line, p);
+        if (!*pw) {
+            return apr_psprintf(p, "'%s' is empty", argv[0] + 5);
+        }
+    }
+    *instance = apr_pstrdup(p, pw);
+    return NULL;
+}
+
+static scep_challenge_status_e static_generate(void *instance,
+                                               const scep_challenge_req_t *req,
+                                               const scep_challenge_binding_t *b,
+                                               const char **password,
+                                               apr_time_t *expires, int *multi,
+                                               const char **reason)
+{
+    *password = instance;
+    *expires = 0;
+    *multi = 1;
+    return SCEP_CHALLENGE_OK;
+}
+
+static scep_challenge_status_e static_verify(void *instance,
+                                             const scep_challenge_req_t *req,
+                                             const char *password,
+                                             const char **reason)
+{
+    const char *want = instance, *got;
+
+    if (password == NULL || !*password) {
+        *reason = "the CSR has no challenge password";
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    got = normalise(password, req->pool);
+    if (strlen(got) != strlen(want)
+        || CRYPTO_memcmp(got, want, strlen(want)) != 0) {
+        *reason = "the password in the certificate request cannot be "
+                  "verified";
+        return SCEP_CHALLENGE_REFUSED;
+    }
+    return SCEP_CHALLENGE_OK;
+}
+
+const scep_challenge_provider_t scep_challenge_static = {
+    "static", static_create, static_generate, static_verify, NULL
+};
+
+/* ---- none ------------------------------------------------------------- */
+
+static const char *none_create(void **instance, apr_pool_t *p, int argc,
+                               const char *const *argv)
+{
+    if (argc != 0) {
+        return "none takes no arguments";
+    }
+    *instance = apr_pcalloc(p, 1);
+    return NULL;
+}
+
+static scep_challenge_status_e none_verify(void *instance,
+                                           const scep_challenge_req_t *req,
+                                           const char *password,
+                                           const char **reason)
+{
+    return SCEP_CHALLENGE_OK;
+}
+
+const scep_challenge_provider_t scep_challenge_none = {
+    "none", none_create, NULL, none_verify, NULL
+};

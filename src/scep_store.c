@@ -1,0 +1,380 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * The SQL store: one-time passwords and transactions through apr_dbd.
+ */
+#include <apr_strings.h>
+
+#include "scep_store.h"
+
+/* Portable SQL only: apr_dbd turns %s into each driver's placeholder.
+ * Arguments go as text; the databases convert to the column types. */
+const scep_store_stmt_t scep_store_statements[] = {
+    { "scep_pw_count",
+      "SELECT COUNT(*) FROM scep_password "
+      "WHERE endpoint = %s AND state = 0 AND expires > %s" },
+    { "scep_pw_insert",
+      "INSERT INTO scep_password (hash, endpoint, created, expires, issuer, "
+      "bind_cn, bind_san, bind_profile, state) "
+      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)" },
+    { "scep_pw_lookup",
+      "SELECT id, issuer, created, expires, state, bind_cn, bind_san, "
+      "bind_profile, transaction_id FROM scep_password "
+      "WHERE hash = %s AND endpoint = %s" },
+    { "scep_pw_reserve",
+      "UPDATE scep_password SET state = 1, reserved_at = %s, "
+      "transaction_id = %s "
+      "WHERE hash = %s AND endpoint = %s AND expires > %s "
+      "AND (state = 0 OR (state = 1 AND reserved_at < %s))" },
+    { "scep_pw_consume",
+      "UPDATE scep_password SET state = 2, used_at = %s "
+      "WHERE hash = %s AND state = 1 AND transaction_id = %s" },
+    { "scep_pw_release",
+      "UPDATE scep_password SET state = 0, reserved_at = NULL, "
+      "transaction_id = NULL "
+      "WHERE hash = %s AND state = 1 AND transaction_id = %s" },
+    { "scep_pw_list",
+      "SELECT id, issuer, created, expires, state, bind_cn, bind_san, "
+      "bind_profile, transaction_id FROM scep_password "
+      "WHERE endpoint = %s AND state = 0 AND expires > %s "
+      "ORDER BY created DESC, id DESC" },
+    { "scep_pw_revoke",
+      "UPDATE scep_password SET state = 3 "
+      "WHERE id = %s AND endpoint = %s AND state = 0" },
+    { "scep_tx_get",
+      "SELECT req_digest, state, certs, serial, created FROM scep_transaction "
+      "WHERE endpoint = %s AND transaction_id = %s" },
+    { "scep_tx_claim",
+      "INSERT INTO scep_transaction (endpoint, transaction_id, req_digest, "
+      "subject, state, created, updated) VALUES (%s, %s, %s, %s, 0, %s, %s)" },
+    { "scep_tx_issued",
+      "UPDATE scep_transaction SET state = 1, certs = %s, serial = %s, "
+      "updated = %s WHERE endpoint = %s AND transaction_id = %s" },
+    { "scep_tx_delete",
+      "DELETE FROM scep_transaction "
+      "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
+    { "scep_check",
+      "SELECT (SELECT COUNT(*) FROM scep_password WHERE 1 = 0) + "
+      "(SELECT COUNT(*) FROM scep_transaction WHERE 1 = 0)" },
+    { NULL, NULL }
+};
+
+static const char *i64(apr_int64_t v, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
+}
+
+static apr_dbd_prepared_t *stmt(scep_db_t *db, const char *label,
+                                const char **why, apr_pool_t *p)
+{
+    apr_dbd_prepared_t *st = db && db->prepared
+        ? apr_hash_get(db->prepared, label, APR_HASH_KEY_STRING) : NULL;
+
+    if (st == NULL) {
+        *why = apr_psprintf(p, "statement %s is not prepared (schema "
+                            "missing, or mod_dbd not configured for this "
+                            "server?)", label);
+    }
+    return st;
+}
+
+static apr_status_t query(scep_db_t *db, const char *label, int *nrows,
+                          const char **why, apr_pool_t *p,
+                          int nargs, const char **args)
+{
+    apr_dbd_prepared_t *st = stmt(db, label, why, p);
+    int rc, n = 0;
+
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
+    if (rc != 0) {
+        *why = apr_psprintf(p, "%s: %s", label,
+                            apr_dbd_error(db->driver, db->handle, rc));
+        return APR_EGENERAL;
+    }
+    if (nrows) {
+        *nrows = n;
+    }
+    return APR_SUCCESS;
+}
+
+/* Run a select and hand back all rows as arrays of strings (the result
+ * set is always read to the end, as drivers require). */
+static apr_status_t select_all(scep_db_t *db, const char *label,
+                               apr_array_header_t **out, const char **why,
+                               apr_pool_t *p, int nargs, const char **args)
+{
+    apr_dbd_prepared_t *st = stmt(db, label, why, p);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_array_header_t *rows;
+    int rc, cols, i;
+
+    if (st == NULL) {
+        return APR_EGENERAL;
+    }
+    rc = apr_dbd_pselect(db->driver, p, db->handle, &res, st, 0, nargs, args);
+    if (rc != 0) {
+        *why = apr_psprintf(p, "%s: %s", label,
+                            apr_dbd_error(db->driver, db->handle, rc));
+        return APR_EGENERAL;
+    }
+    cols = apr_dbd_num_cols(db->driver, res);
+    rows = apr_array_make(p, 4, sizeof(const char **));
+    while (apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
+        const char **vals = apr_pcalloc(p, sizeof(char *) * (cols + 1));
+        for (i = 0; i < cols; i++) {
+            const char *v = apr_dbd_get_entry(db->driver, row, i);
+            vals[i] = v ? apr_pstrdup(p, v) : NULL;
+        }
+        APR_ARRAY_PUSH(rows, const char **) = vals;
+    }
+    *out = rows;
+    return APR_SUCCESS;
+}
+
+static apr_int64_t to_i64(const char *s)
+{
+    return s ? apr_atoi64(s) : 0;
+}
+
+static const char *nz(const char *s)
+{
+    return (s && *s) ? s : NULL;
+}
+
+apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
+                                apr_int64_t now, int *count,
+                                const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+
+    args[0] = endpoint;
+    args[1] = i64(now, p);
+    rv = select_all(db, "scep_pw_count", &rows, why, p, 2, args);
+    if (rv == APR_SUCCESS) {
+        *count = rows->nelts ? (int)to_i64(APR_ARRAY_IDX(rows, 0,
+                                                         const char **)[0])
+                             : 0;
+    }
+    return rv;
+}
+
+apr_status_t scep_pw_insert(scep_db_t *db, const char *endpoint,
+                            const char *hash, apr_int64_t created,
+                            apr_int64_t expires, const char *issuer,
+                            const scep_challenge_binding_t *bind,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[8];
+
+    args[0] = hash;
+    args[1] = endpoint;
+    args[2] = i64(created, p);
+    args[3] = i64(expires, p);
+    args[4] = issuer ? issuer : "-";
+    args[5] = bind ? nz(bind->cn) : NULL;
+    args[6] = bind ? nz(bind->san) : NULL;
+    args[7] = bind ? nz(bind->profile) : NULL;
+    return query(db, "scep_pw_insert", NULL, why, p, 8, args);
+}
+
+static scep_pw_row_t *pw_row(const char **v, apr_pool_t *p)
+{
+    scep_pw_row_t *r = apr_pcalloc(p, sizeof(*r));
+
+    r->id = v[0];
+    r->issuer = v[1];
+    r->created = to_i64(v[2]);
+    r->expires = to_i64(v[3]);
+    r->state = (int)to_i64(v[4]);
+    r->bind_cn = nz(v[5]);
+    r->bind_san = nz(v[6]);
+    r->bind_profile = nz(v[7]);
+    r->transaction_id = nz(v[8]);
+    return r;
+}
+
+apr_status_t scep_pw_lookup(scep_db_t *db, const char *endpoint,
+                            const char *hash, scep_pw_row_t **row,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+
+    *row = NULL;
+    args[0] = hash;
+    args[1] = endpoint;
+    rv = select_all(db, "scep_pw_lookup", &rows, why, p, 2, args);
+    if (rv == APR_SUCCESS && rows->nelts > 0) {
+        *row = pw_row(APR_ARRAY_IDX(rows, 0, const char **), p);
+    }
+    return rv;
+}
+
+apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
+                             const char *hash, const char *tid,
+                             apr_int64_t now, int *reserved,
+                             const char **why, apr_pool_t *p)
+{
+    const char *args[6];
+    int n = 0;
+    apr_status_t rv;
+
+    args[0] = i64(now, p);
+    args[1] = tid;
+    args[2] = hash;
+    args[3] = endpoint;
+    args[4] = args[0];
+    args[5] = i64(now - SCEP_PW_RESERVE_STALE, p);
+    rv = query(db, "scep_pw_reserve", &n, why, p, 6, args);
+    *reserved = rv == APR_SUCCESS && n == 1;
+    return rv;
+}
+
+apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
+                            int consume, apr_int64_t now,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[3];
+
+    if (consume) {
+        args[0] = i64(now, p);
+        args[1] = hash;
+        args[2] = tid;
+        return query(db, "scep_pw_consume", NULL, why, p, 3, args);
+    }
+    args[0] = hash;
+    args[1] = tid;
+    return query(db, "scep_pw_release", NULL, why, p, 2, args);
+}
+
+apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,
+                          apr_int64_t now, apr_array_header_t **out,
+                          const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    args[0] = endpoint;
+    args[1] = i64(now, p);
+    rv = select_all(db, "scep_pw_list", &rows, why, p, 2, args);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *out = apr_array_make(p, rows->nelts, sizeof(scep_pw_row_t *));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*out, scep_pw_row_t *) =
+            pw_row(APR_ARRAY_IDX(rows, i, const char **), p);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_pw_revoke(scep_db_t *db, const char *endpoint,
+                            const char *id, int *done,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    int n = 0;
+    apr_status_t rv;
+
+    args[0] = id;
+    args[1] = endpoint;
+    rv = query(db, "scep_pw_revoke", &n, why, p, 2, args);
+    *done = rv == APR_SUCCESS && n == 1;
+    return rv;
+}
+
+apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
+                         scep_tx_row_t **row, const char **why,
+                         apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+
+    *row = NULL;
+    args[0] = endpoint;
+    args[1] = tid;
+    rv = select_all(db, "scep_tx_get", &rows, why, p, 2, args);
+    if (rv == APR_SUCCESS && rows->nelts > 0) {
+        const char **v = APR_ARRAY_IDX(rows, 0, const char **);
+        scep_tx_row_t *r = apr_pcalloc(p, sizeof(*r));
+        r->req_digest = v[0];
+        r->state = (int)to_i64(v[1]);
+        r->certs = nz(v[2]);
+        r->serial = nz(v[3]);
+        r->created = to_i64(v[4]);
+        *row = r;
+    }
+    return rv;
+}
+
+apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
+                           const char *tid, const char *digest,
+                           const char *subject, apr_int64_t now,
+                           int *claimed, const char **why, apr_pool_t *p)
+{
+    const char *args[6];
+    scep_tx_row_t *row = NULL;
+    const char *w2 = NULL;
+    int n = 0;
+    apr_status_t rv;
+
+    args[0] = endpoint;
+    args[1] = tid;
+    args[2] = digest;
+    args[3] = subject;
+    args[4] = i64(now, p);
+    args[5] = args[4];
+    rv = query(db, "scep_tx_claim", &n, why, p, 6, args);
+    *claimed = rv == APR_SUCCESS && n == 1;
+    if (rv != APR_SUCCESS
+        && scep_tx_get(db, endpoint, tid, &row, &w2, p) == APR_SUCCESS
+        && row != NULL) {
+        /* the primary key refused a second row: another request has it */
+        *why = NULL;
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
+                                const char *tid, const char *certs_b64,
+                                const char *serial, apr_int64_t now,
+                                const char **why, apr_pool_t *p)
+{
+    const char *args[5];
+
+    args[0] = certs_b64;
+    args[1] = serial;
+    args[2] = i64(now, p);
+    args[3] = endpoint;
+    args[4] = tid;
+    return query(db, "scep_tx_issued", NULL, why, p, 5, args);
+}
+
+apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
+                            const char *tid, const char **why,
+                            apr_pool_t *p)
+{
+    const char *args[2];
+
+    args[0] = endpoint;
+    args[1] = tid;
+    return query(db, "scep_tx_delete", NULL, why, p, 2, args);
+}
+
+apr_status_t scep_store_check(scep_db_t *db, const char **why,
+                              apr_pool_t *p)
+{
+    apr_array_header_t *rows;
+
+    return select_all(db, "scep_check", &rows, why, p, 0, NULL);
+}

@@ -1,0 +1,120 @@
+/* Licensed under the Apache License, Version 2.0.
+ *
+ * The SQL store of the CORE: one-time passwords and SCEP transactions,
+ * through apr_dbd prepared statements (portable placeholders; the glue
+ * prepares scep_store_statements[] with mod_dbd and lends a connection).
+ *
+ * Times are Unix seconds.  Every function returns APR_SUCCESS or the
+ * driver's failure, with a one-line reason in *why.
+ */
+#ifndef SCEP_STORE_H
+#define SCEP_STORE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_dbd.h>
+
+#include "mod_scep.h"
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} scep_store_stmt_t;
+
+/** Every statement the store uses, NULL-terminated. */
+extern const scep_store_stmt_t scep_store_statements[];
+
+/* password states */
+#define SCEP_PW_UNUSED    0
+#define SCEP_PW_RESERVED  1
+#define SCEP_PW_USED      2
+#define SCEP_PW_REVOKED   3
+
+/** A reservation older than this is taken as abandoned (crashed child). */
+#define SCEP_PW_RESERVE_STALE 300
+
+typedef struct {
+    const char *id;
+    const char *issuer;
+    apr_int64_t created;
+    apr_int64_t expires;
+    int state;
+    const char *bind_cn;
+    const char *bind_san;
+    const char *bind_profile;
+    const char *transaction_id;
+} scep_pw_row_t;
+
+apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
+                                apr_int64_t now, int *count,
+                                const char **why, apr_pool_t *p);
+
+apr_status_t scep_pw_insert(scep_db_t *db, const char *endpoint,
+                            const char *hash, apr_int64_t created,
+                            apr_int64_t expires, const char *issuer,
+                            const scep_challenge_binding_t *bind,
+                            const char **why, apr_pool_t *p);
+
+/** The row of a password hash, *row NULL when unknown. */
+apr_status_t scep_pw_lookup(scep_db_t *db, const char *endpoint,
+                            const char *hash, scep_pw_row_t **row,
+                            const char **why, apr_pool_t *p);
+
+/** Atomically reserve an unused, unexpired password for a transaction;
+ *  *reserved is 1 when this call got it. */
+apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
+                             const char *hash, const char *tid,
+                             apr_int64_t now, int *reserved,
+                             const char **why, apr_pool_t *p);
+
+/** Consume (used) or release (unused again) a reservation of @a tid. */
+apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
+                            int consume, apr_int64_t now,
+                            const char **why, apr_pool_t *p);
+
+/** Outstanding (unused, unexpired) passwords, newest first. */
+apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,
+                          apr_int64_t now, apr_array_header_t **rows,
+                          const char **why, apr_pool_t *p);
+
+/** Revoke an outstanding password by id; *done 1 when one was revoked. */
+apr_status_t scep_pw_revoke(scep_db_t *db, const char *endpoint,
+                            const char *id, int *done,
+                            const char **why, apr_pool_t *p);
+
+/* transaction states */
+#define SCEP_TX_PENDING   0
+#define SCEP_TX_ISSUED    1
+
+typedef struct {
+    const char *req_digest;  /* hex SHA-256 of the CSR DER */
+    int state;
+    const char *certs;       /* ISSUED: base64 DER of a degenerate PKCS#7 */
+    const char *serial;
+    apr_int64_t created;
+} scep_tx_row_t;
+
+apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
+                         scep_tx_row_t **row, const char **why,
+                         apr_pool_t *p);
+
+/** Insert a PENDING row; *claimed 0 when the transactionID exists. */
+apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
+                           const char *tid, const char *digest,
+                           const char *subject, apr_int64_t now,
+                           int *claimed, const char **why, apr_pool_t *p);
+
+apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
+                                const char *tid, const char *certs_b64,
+                                const char *serial, apr_int64_t now,
+                                const char **why, apr_pool_t *p);
+
+apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
+                            const char *tid, const char **why,
+                            apr_pool_t *p);
+
+/** Does the schema exist (every table readable)? */
+apr_status_t scep_store_check(scep_db_t *db, const char **why,
+                              apr_pool_t *p);
+
+#endif /* SCEP_STORE_H */
