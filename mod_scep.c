@@ -19,6 +19,7 @@
 #include "ap_provider.h"
 #include "util_script.h"
 
+#include <apr_base64.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -27,21 +28,21 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/provider.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include <apr_dbd.h>
+#include "mod_dbd.h"
+
 #include "mod_scep.h"
+#include "mod_scep_private.h"
 #include "scep_msg.h"
 #include "scep_pki.h"
+#include "scep_store.h"
+#include "scep_challenge.h"
 #include "ca_local.h"
 
-/* Our own numbered log tags (httpd's AH numbers are for httpd's modules). */
-#define SCEP_LOGNO(n) "SCEP" #n ": "
-
-module AP_MODULE_DECLARE_DATA scep_module;
-
-#define SCEP_UNSET          -1
-#define CHALLENGE_NONE       1
-#define CHALLENGE_STATIC     2
+#define CHALLENGE_LABEL_PREFIX "scep_"
 
 #define DEFAULT_VALIDITY_DAYS  365
 #define DEFAULT_MAX_REQUEST    65536
@@ -51,44 +52,6 @@ module AP_MODULE_DECLARE_DATA scep_module;
                           | SCEP_DIGEST_SHA384 | SCEP_DIGEST_SHA512)
 #define RA_WARN_SECONDS  (30LL * 86400)
 
-/* What a <Location> (or the server) configures.  Pointers NULL and ints
- * SCEP_UNSET mean "not set here": merged field by field. */
-typedef struct scep_dir_conf_t {
-    const char *ca_file;
-    STACK_OF(X509) *ca_chain;
-    const char *next_ca_file;
-    STACK_OF(X509) *next_ca;
-    scep_ra_t *ra_enc;
-    scep_ra_t *ra_sign;
-    const scep_ca_provider_t *provider;
-    void *provider_inst;
-    const char *provider_name;
-    int validity_days;
-    int challenge_mode;
-    const char *challenge;
-    int ciphers;
-    int digests;
-    apr_off_t max_request;
-    const char *context;         /* where it was defined, for messages */
-} scep_dir_conf_t;
-
-/* What is derived from a merged configuration once per process: the
- * encoded bodies and the decoding context. */
-typedef struct scep_endpoint_t {
-    const char *error;            /* why this endpoint cannot serve */
-    STACK_OF(X509) *chain;
-    const scep_ra_t *enc;
-    const scep_ra_t *sign;
-    const scep_ra_t *recipients[3];
-    scep_decode_ctx_t dctx;
-    const char *caps;
-    const unsigned char *cacert;
-    apr_size_t cacert_len;
-    const char *cacert_type;
-    const unsigned char *nextca;
-    apr_size_t nextca_len;
-} scep_endpoint_t;
-
 /* Process-wide state, rebuilt on every configuration (re)load. */
 typedef struct {
     apr_pool_t *pool;                 /* pconf */
@@ -96,6 +59,7 @@ typedef struct {
     apr_hash_t *endpoints;            /* key: the inputs' pointers */
     apr_thread_mutex_t *mutex;
     int legacy;                       /* SCEPLegacyProvider */
+    apr_hash_t *dbd_prepared;         /* servers whose statements are in */
 } scep_global_t;
 
 static scep_global_t *global;
@@ -107,7 +71,12 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     scep_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     c->validity_days = SCEP_UNSET;
-    c->challenge_mode = SCEP_UNSET;
+    c->pw_length = SCEP_UNSET;
+    c->pw_validity = SCEP_UNSET;
+    c->pw_max = SCEP_UNSET;
+    c->store = SCEP_UNSET;
+    c->admin_utf8 = SCEP_UNSET;
+    c->admin_anonymous = SCEP_UNSET;
     c->ciphers = SCEP_UNSET;
     c->digests = SCEP_UNSET;
     c->max_request = SCEP_UNSET;
@@ -143,14 +112,34 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         c->provider_name = base->provider_name;
     }
     MERGE_INT(validity_days);
-    if (add->challenge_mode != SCEP_UNSET) {
-        c->challenge_mode = add->challenge_mode;
+    if (add->challenge) {
         c->challenge = add->challenge;
+        c->challenge_inst = add->challenge_inst;
+        c->challenge_name = add->challenge_name;
     }
     else {
-        c->challenge_mode = base->challenge_mode;
         c->challenge = base->challenge;
+        c->challenge_inst = base->challenge_inst;
+        c->challenge_name = base->challenge_name;
     }
+    MERGE_INT(pw_length);
+    MERGE_INT(pw_validity);
+    MERGE_INT(pw_max);
+    if (add->pw_key) {
+        c->pw_key = add->pw_key;
+        c->pw_key_len = add->pw_key_len;
+        c->pw_key_file = add->pw_key_file;
+    }
+    else {
+        c->pw_key = base->pw_key;
+        c->pw_key_len = base->pw_key_len;
+        c->pw_key_file = base->pw_key_file;
+    }
+    MERGE_PTR(pw_pool);
+    MERGE_INT(store);
+    MERGE_INT(admin_utf8);
+    MERGE_INT(admin_anonymous);
+    MERGE_PTR(admin_users);
     MERGE_INT(ciphers);
     MERGE_INT(digests);
     MERGE_INT(max_request);
@@ -243,6 +232,9 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
     return NULL;
 }
 
+static const char **provider_args(cmd_parms *cmd, int argc,
+                                  char *const argv[]);
+
 static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                                 char *const argv[])
 {
@@ -250,7 +242,6 @@ static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
     const scep_ca_provider_t *prov;
     const char **args;
     const char *err;
-    int i;
 
     if (argc < 1) {
         return "SCEPCAProvider: a provider name is required";
@@ -263,18 +254,7 @@ static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                             "it loaded, and built for API version %s?)",
                             argv[0], SCEP_CA_PROVIDER_VERSION);
     }
-    /* Arguments naming a file relative to ServerRoot are made absolute. */
-    args = apr_pcalloc(cmd->pool, sizeof(char *) * argc);
-    for (i = 1; i < argc; i++) {
-        const char *abs = ap_server_root_relative(cmd->temp_pool, argv[i]);
-        apr_finfo_t fi;
-        args[i - 1] = argv[i];
-        if (abs && !ap_strchr_c(argv[i], ':')
-            && apr_stat(&fi, abs, APR_FINFO_TYPE, cmd->temp_pool)
-               == APR_SUCCESS) {
-            args[i - 1] = apr_pstrdup(cmd->pool, abs);
-        }
-    }
+    args = provider_args(cmd, argc - 1, argv + 1);
     err = prov->create(&c->provider_inst, cmd->pool, argc - 1, args);
     if (err) {
         return apr_psprintf(cmd->pool, "SCEPCAProvider %s: %s", argv[0], err);
@@ -297,54 +277,237 @@ static const char *set_validity(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *set_challenge(cmd_parms *cmd, void *dc, const char *mode,
-                                 const char *arg)
+/* Make the arguments that name files relative to ServerRoot absolute:
+ * an existing file, or the path after "file:". */
+static const char **provider_args(cmd_parms *cmd, int argc,
+                                  char *const argv[])
+{
+    const char **args = apr_pcalloc(cmd->pool, sizeof(char *) * (argc + 1));
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *abs;
+        apr_finfo_t fi;
+
+        args[i] = a;
+        if (!strncmp(a, "file:", 5)) {
+            abs = ap_server_root_relative(cmd->pool, a + 5);
+            if (abs) {
+                args[i] = apr_pstrcat(cmd->pool, "file:", abs, NULL);
+            }
+        }
+        else if (!ap_strchr_c(a, ':')
+                 && (abs = ap_server_root_relative(cmd->temp_pool, a)) != NULL
+                 && apr_stat(&fi, abs, APR_FINFO_TYPE, cmd->temp_pool)
+                    == APR_SUCCESS) {
+            args[i] = apr_pstrdup(cmd->pool, abs);
+        }
+    }
+    return args;
+}
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
+
+/* The store's statements, prepared with mod_dbd once per server. */
+static const char *prepare_store(cmd_parms *cmd)
+{
+    const scep_store_stmt_t *st;
+
+    if (dbd_prepare_fn == NULL) {
+        dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+        dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    }
+    if (dbd_prepare_fn == NULL || dbd_acquire_fn == NULL) {
+        return apr_psprintf(cmd->pool, "%s: the SQL store needs mod_dbd: "
+                            "load it first (LoadModule dbd_module ...)",
+                            cmd->cmd->name);
+    }
+    if (apr_hash_get(global->dbd_prepared, &cmd->server, sizeof(server_rec *))) {
+        return NULL;
+    }
+    for (st = scep_store_statements; st->label; st++) {
+        dbd_prepare_fn(cmd->server, st->sql, st->label);
+    }
+    apr_hash_set(global->dbd_prepared,
+                 apr_pmemdup(cmd->pool, &cmd->server, sizeof(server_rec *)),
+                 sizeof(server_rec *), cmd->server);
+    return NULL;
+}
+
+/* SCEPChallenge provider [args...] */
+static const char *set_challenge(cmd_parms *cmd, void *dc, int argc,
+                                 char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    const scep_challenge_provider_t *prov;
+    const char *err;
+
+    if (argc < 1) {
+        return "SCEPChallenge: otp | static password | static file:path | "
+               "none | a provider's name and arguments";
+    }
+    prov = ap_lookup_provider(SCEP_CHALLENGE_PROVIDER_GROUP, argv[0],
+                              SCEP_CHALLENGE_PROVIDER_VERSION);
+    if (prov == NULL) {
+        return apr_psprintf(cmd->pool, "SCEPChallenge: unknown challenge "
+                            "provider '%s' (built in: otp, static, none)",
+                            argv[0]);
+    }
+    err = prov->create(&c->challenge_inst, cmd->pool, argc - 1,
+                       provider_args(cmd, argc - 1, argv + 1));
+    if (err) {
+        return apr_psprintf(cmd->pool, "SCEPChallenge %s: %s", argv[0], err);
+    }
+    c->challenge = prov;
+    c->challenge_name = apr_pstrdup(cmd->pool, argv[0]);
+    if (prov == &scep_challenge_otp) {
+        return prepare_store(cmd);
+    }
+    return NULL;
+}
+
+static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
 {
     scep_dir_conf_t *c = dc;
 
-    if (!strcasecmp(mode, "none")) {
-        if (arg) {
-            return "SCEPChallenge none takes no argument";
-        }
-        c->challenge_mode = CHALLENGE_NONE;
-        c->challenge = NULL;
+    if (!strcasecmp(arg, "none")) {
+        c->store = 0;
         return NULL;
     }
-    if (strcasecmp(mode, "static")) {
-        return apr_psprintf(cmd->pool, "SCEPChallenge: unknown mode '%s' "
-                            "(none, static)", mode);
+    if (strcasecmp(arg, "dbd")) {
+        return "SCEPStore: dbd or none";
     }
-    if (!arg || !*arg) {
-        return "SCEPChallenge static: the password (or file:path) is missing";
-    }
-    if (!strncmp(arg, "file:", 5)) {
-        const char *path = ap_server_root_relative(cmd->pool, arg + 5);
-        apr_file_t *f;
-        char line[1024];
-        apr_size_t n;
+    c->store = 1;
+    return prepare_store(cmd);
+}
 
-        if (!path || apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->pool)
-            != APR_SUCCESS) {
-            return apr_psprintf(cmd->pool, "SCEPChallenge: cannot read '%s'",
-                                arg + 5);
-        }
-        if (apr_file_gets(line, sizeof(line), f) != APR_SUCCESS) {
-            line[0] = '\0';
-        }
-        apr_file_close(f);
-        n = strlen(line);
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'
-                     || line[n - 1] == ' ')) {
-            line[--n] = '\0';
-        }
-        if (n == 0) {
-            return apr_psprintf(cmd->pool, "SCEPChallenge: '%s' is empty",
-                                arg + 5);
-        }
-        arg = apr_pstrdup(cmd->pool, line);
+static const char *set_int_range(cmd_parms *cmd, int *slot, const char *arg,
+                                 int lo, int hi)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*end || end == arg || v < lo || v > hi) {
+        return apr_psprintf(cmd->pool, "%s: a number from %d to %d",
+                            cmd->cmd->name, lo, hi);
     }
-    c->challenge_mode = CHALLENGE_STATIC;
-    c->challenge = arg;
+    *slot = (int)v;
+    return NULL;
+}
+
+static const char *set_pw_length(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_int_range(cmd, &((scep_dir_conf_t *)dc)->pw_length, arg, 4, 32);
+}
+
+static const char *set_pw_max(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_int_range(cmd, &((scep_dir_conf_t *)dc)->pw_max, arg, 1,
+                         1000000);
+}
+
+/* minutes, as NDES's PasswordValidity; "Ns" for seconds (tests) */
+static const char *set_pw_validity(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (end == arg || v < 1 || (*end && strcmp(end, "s"))
+        || v > (*end ? 366L * 86400 : 366L * 1440)) {
+        return "SCEPPasswordValidity: minutes (1 to 527040), or seconds "
+               "with an s suffix";
+    }
+    c->pw_validity = *end ? apr_time_from_sec(v) : apr_time_from_sec(v * 60);
+    return NULL;
+}
+
+static const char *set_pw_key_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_file_t *f;
+    apr_finfo_t fi;
+    unsigned char *buf;
+    apr_size_t n;
+
+    if (!path || apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                               0, cmd->pool) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "SCEPPasswordKeyFile: cannot read "
+                            "'%s'", arg);
+    }
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_PROT, f)
+        != APR_SUCCESS || fi.size < 16 || fi.size > 4096) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "SCEPPasswordKeyFile: '%s' must hold "
+                            "16 to 4096 bytes (e.g. openssl rand -hex 32)",
+                            arg);
+    }
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(cmd->pool, n);
+    if (apr_file_read_full(f, buf, n, &n) != APR_SUCCESS) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "SCEPPasswordKeyFile: cannot read "
+                            "'%s'", arg);
+    }
+    apr_file_close(f);
+    if (fi.protection & (APR_GREAD | APR_WREAD)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                     SCEP_LOGNO(00007) "SCEPPasswordKeyFile '%s' is readable "
+                     "by group or others; chmod 600 it", path);
+    }
+    c->pw_key = buf;
+    c->pw_key_len = n;
+    c->pw_key_file = path;
+    return NULL;
+}
+
+static const char *set_admin_encoding(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+
+    if (!strcasecmp(arg, "UTF-16LE") || !strcasecmp(arg, "UTF-16")) {
+        c->admin_utf8 = 0;
+    }
+    else if (!strcasecmp(arg, "UTF-8")) {
+        c->admin_utf8 = 1;
+    }
+    else {
+        return "SCEPAdminEncoding: UTF-16LE (as Windows) or UTF-8";
+    }
+    return NULL;
+}
+
+static const char *set_admin_users(cmd_parms *cmd, void *dc, int argc,
+                                   char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    int i;
+
+    if (argc < 1) {
+        return "SCEPAdminEnrollUsers: one or more user names";
+    }
+    c->admin_users = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        APR_ARRAY_PUSH(c->admin_users, const char *) =
+            apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
+static const char *set_flag_slot_int(cmd_parms *cmd, void *dc, int flag)
+{
+    int *slot = (int *)((char *)dc + (apr_size_t)cmd->info);
+
+    *slot = flag ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_pw_pool(cmd_parms *cmd, void *dc, const char *arg)
+{
+    ((scep_dir_conf_t *)dc)->pw_pool = arg;
     return NULL;
 }
 
@@ -438,9 +601,37 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE1("SCEPCertificateValidity", set_validity, NULL,
                   RSRC_CONF | ACCESS_CONF, "validity of issued certificates "
                   "in days"),
-    AP_INIT_TAKE12("SCEPChallenge", set_challenge, NULL,
-                   RSRC_CONF | ACCESS_CONF,
-                   "none | static password | static file:path"),
+    AP_INIT_TAKE_ARGV("SCEPChallenge", set_challenge, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "otp | static password | static file:path | none"),
+    AP_INIT_TAKE1("SCEPStore", set_store, NULL, RSRC_CONF | ACCESS_CONF,
+                  "dbd (transactions and passwords in SQL) or none"),
+    AP_INIT_TAKE1("SCEPPasswordLength", set_pw_length, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "random bytes in a one-time password (NDES PasswordLength)"),
+    AP_INIT_TAKE1("SCEPPasswordValidity", set_pw_validity, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "minutes a one-time password lives (NDES PasswordValidity)"),
+    AP_INIT_TAKE1("SCEPPasswordMax", set_pw_max, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "unused passwords that may exist (NDES PasswordMax)"),
+    AP_INIT_TAKE1("SCEPPasswordKeyFile", set_pw_key_file, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "secret key of the stored password hashes"),
+    AP_INIT_TAKE1("SCEPPasswordPool", set_pw_pool, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "name of the password pool shared by an admin page and "
+                  "its SCEP endpoints"),
+    AP_INIT_TAKE1("SCEPAdminEncoding", set_admin_encoding, NULL,
+                  RSRC_CONF | ACCESS_CONF, "UTF-16LE (default) or UTF-8"),
+    AP_INIT_FLAG("SCEPAdminAllowAnonymous", set_flag_slot_int,
+                 (void *)APR_OFFSETOF(scep_dir_conf_t, admin_anonymous),
+                 RSRC_CONF | ACCESS_CONF,
+                 "let unauthenticated users fetch passwords"),
+    AP_INIT_TAKE_ARGV("SCEPAdminEnrollUsers", set_admin_users, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "authenticated users who may obtain passwords "
+                      "(default: all)"),
     AP_INIT_TAKE_ARGV("SCEPCiphers", set_algs, NULL, RSRC_CONF | ACCESS_CONF,
                       "allowed content ciphers: AES-128 AES-192 AES-256 DES3 "
                       "DES"),
@@ -654,6 +845,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     global->pool = pconf;
     global->confs = apr_array_make(pconf, 8, sizeof(scep_dir_conf_t *));
     global->endpoints = apr_hash_make(pconf);
+    global->dbd_prepared = apr_hash_make(pconf);
     apr_pool_cleanup_register(pconf, NULL, global_cleanup,
                               apr_pool_cleanup_null);
     return OK;
@@ -672,6 +864,103 @@ static void warn_expiry(server_rec *s, X509 *cert, const char *what,
                      left / 86400, ASN1_STRING_get0_data(
                          (ASN1_STRING *)X509_get0_notAfter(cert)));
     }
+}
+
+/* Can the store of server @a s be used: driver, connection, schema?  Done
+ * at start-up on a connection of our own with mod_dbd's DBDriver and
+ * DBDParams, so that a missing table stops "apachectl configtest". */
+static const char *check_store(server_rec *s, apr_pool_t *p)
+{
+    module *m = ap_find_linked_module("mod_dbd.c");
+    dbd_cfg_t **svr;   /* mod_dbd's server config starts with its dbd_cfg_t */
+    const apr_dbd_driver_t *drv = NULL;
+    apr_dbd_t *h = NULL;
+    const char *err = NULL, *why = NULL;
+    const scep_store_stmt_t *st;
+    scep_db_t db;
+
+    if (m == NULL) {
+        return "mod_dbd is not loaded (LoadModule dbd_module ...)";
+    }
+    svr = ap_get_module_config(s->module_config, m);
+    if (!svr || !*svr || !(*svr)->name || (*svr)->name[0] == '[') {
+        return "no DBDriver is configured for this server (DBDriver sqlite3, "
+               "DBDParams /path/scep.db)";
+    }
+    apr_dbd_init(p);
+    if (apr_dbd_get_driver(p, (*svr)->name, &drv) != APR_SUCCESS) {
+        return apr_psprintf(p, "cannot load the apr_dbd driver '%s' (Debian: "
+                            "libaprutil1-dbd-%s)", (*svr)->name, (*svr)->name);
+    }
+    if (apr_dbd_open_ex(drv, p, (*svr)->params, &h, &err) != APR_SUCCESS
+        || h == NULL) {
+        return apr_psprintf(p, "cannot connect to the %s database: %s",
+                            (*svr)->name, err ? err : "no reason given");
+    }
+    db.driver = drv;
+    db.handle = h;
+    db.prepared = apr_hash_make(p);
+    for (st = scep_store_statements; st->label && !why; st++) {
+        apr_dbd_prepared_t *ps = NULL;
+        int rc = apr_dbd_prepare(drv, p, h, st->sql, st->label, &ps);
+        if (rc != 0) {
+            why = apr_psprintf(p, "statement %s does not prepare: %s (is "
+                               "conf/schema-%s.sql loaded?)", st->label,
+                               apr_dbd_error(drv, h, rc), (*svr)->name);
+        }
+        apr_hash_set(db.prepared, st->label, APR_HASH_KEY_STRING, ps);
+    }
+    if (!why) {
+        scep_store_check(&db, &why, p);
+    }
+    apr_dbd_close(drv, h);
+    return why;
+}
+
+/* The challenge and store settings of every section. */
+static int check_challenges(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_hash_t *checked = apr_hash_make(ptemp);
+    server_rec *vs;
+    int i;
+
+    for (i = 0; i < global->confs->nelts; i++) {
+        scep_dir_conf_t *c = APR_ARRAY_IDX(global->confs, i,
+                                           scep_dir_conf_t *);
+        if (c->challenge == &scep_challenge_otp && c->pw_key == NULL) {
+            /* the key may come from the server level: checked per request
+             * otherwise; here only sections that cannot inherit one */
+            int found = 0;
+            for (vs = s; vs && !found; vs = vs->next) {
+                scep_dir_conf_t *dc = ap_get_module_config(vs->lookup_defaults,
+                                                           &scep_module);
+                found = dc && dc->pw_key;
+            }
+            if (!found) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00009)
+                             "SCEPChallenge otp in <%s> needs "
+                             "SCEPPasswordKeyFile (a secret file: "
+                             "openssl rand -hex 32 > key; chmod 600 key)",
+                             c->context);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+    for (vs = s; vs; vs = vs->next) {
+        const char *why;
+        if (!apr_hash_get(global->dbd_prepared, &vs, sizeof(server_rec *))
+            || apr_hash_get(checked, &vs, sizeof(server_rec *))) {
+            continue;
+        }
+        apr_hash_set(checked, apr_pmemdup(ptemp, &vs, sizeof(vs)),
+                     sizeof(server_rec *), vs);
+        if ((why = check_store(vs, ptemp)) != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs, SCEP_LOGNO(00100)
+                         "SCEP store: %s", why);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
 }
 
 /* Check every section that names a CA, and prepare its endpoint. */
@@ -704,10 +993,15 @@ static int check_endpoints(apr_pool_t *pconf, apr_pool_t *ptemp,
                          "SCEP endpoint <%s>: %s", c->context, ep->error);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (c->challenge_mode == CHALLENGE_NONE) {
+        if (c->challenge == &scep_challenge_none) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00006)
                          "SCEP endpoint <%s>: SCEPChallenge none: anyone who "
                          "can reach it gets a certificate", c->context);
+        }
+        else if (c->challenge == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00008)
+                         "SCEP endpoint <%s>: no SCEPChallenge: every "
+                         "enrollment is refused", c->context);
         }
         warn_expiry(s, ep->enc->cert, "RA certificate", ptemp);
         if (ep->sign != ep->enc) {
@@ -747,6 +1041,9 @@ static void scep_test_config(apr_pool_t *pconf, server_rec *s)
     if (rc == OK) {
         rc = check_endpoints(pconf, ptemp, s);
     }
+    if (rc == OK) {
+        rc = check_challenges(ptemp, s);
+    }
     apr_pool_destroy(ptemp);
     if (rc != OK) {
         /* test_config has no way to fail but to stop: say it like -t does */
@@ -768,7 +1065,8 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 pconf) != APR_SUCCESS) {
         global->mutex = NULL;
     }
-    return check_endpoints(pconf, ptemp, s);
+    rc = check_endpoints(pconf, ptemp, s);
+    return rc == OK ? check_challenges(ptemp, s) : rc;
 }
 
 /* ---- the handler ------------------------------------------------------ */
@@ -808,10 +1106,9 @@ static const char *query_arg(request_rec *r, const char *name)
             char *v = tok + nlen + 1;
             /* '+' stays '+': it is base64 far more often than a space;
              * %2F is fine here (ap_unescape_url would refuse it) */
-            if (ap_unescape_all(v) != OK) {
-                return "";
-            }
-            return v;
+            char *raw = apr_pstrdup(r->pool, v);
+            /* badly escaped: hand on as it came, decoding then says why */
+            return ap_unescape_all(v) == OK ? v : raw;
         }
         if (!strcasecmp(tok, name)) {
             return "";
@@ -982,13 +1279,142 @@ static const char *csr_challenge(X509_REQ *csr, apr_pool_t *p)
     }
 }
 
+/* ---- the store and challenge glue ----------------------------------- */
+
+scep_challenge_settings_t *scep_glue_settings(const scep_dir_conf_t *c,
+                                              apr_pool_t *p)
+{
+    scep_challenge_settings_t *st = apr_pcalloc(p, sizeof(*st));
+
+    st->length = c->pw_length == SCEP_UNSET ? SCEP_DEFAULT_PW_LENGTH
+                                            : c->pw_length;
+    st->validity = c->pw_validity == SCEP_UNSET ? SCEP_DEFAULT_PW_VALIDITY
+                                                : c->pw_validity;
+    st->max = c->pw_max == SCEP_UNSET ? SCEP_DEFAULT_PW_MAX : c->pw_max;
+    st->key = c->pw_key;
+    st->key_len = c->pw_key_len;
+    st->endpoint = c->pw_pool ? c->pw_pool : SCEP_DEFAULT_PW_POOL;
+    return st;
+}
+
+int scep_glue_store_on(const scep_dir_conf_t *c)
+{
+    return c->store == 1
+           || (c->store == SCEP_UNSET && c->challenge == &scep_challenge_otp);
+}
+
+scep_db_t *scep_glue_db(void *baton)
+{
+    request_rec *r = baton;
+    scep_db_t *db = ap_get_module_config(r->request_config, &scep_module);
+    ap_dbd_t *d;
+
+    if (db) {
+        return db->handle ? db : NULL;
+    }
+    db = apr_pcalloc(r->pool, sizeof(*db));
+    ap_set_module_config(r->request_config, &scep_module, db);
+    d = dbd_acquire_fn ? dbd_acquire_fn(r) : NULL;
+    if (d == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00101)
+                      "no database connection from mod_dbd: is the database "
+                      "up, are DBDriver/DBDParams right and the schema "
+                      "(conf/schema-*.sql) loaded?");
+        return NULL;
+    }
+    db->driver = d->driver;
+    db->handle = d->handle;
+    db->prepared = d->prepared;
+    return db;
+}
+
+/* The store cannot be reached: the client should come back later. */
+static int store_unavailable(request_rec *r, const char *what,
+                             const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00102)
+                  "SQL store failed (%s): %s", what, why ? why : "-");
+    apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    return http_refuse(r, HTTP_SERVICE_UNAVAILABLE,
+                       "the enrollment store is unavailable, try again later");
+}
+
+static const char *sha256_hex(const unsigned char *d, apr_size_t n,
+                              apr_pool_t *p)
+{
+    unsigned char md[32];
+    char *out = apr_palloc(p, 65);
+    int i;
+
+    SHA256(d, n, md);
+    for (i = 0; i < 32; i++) {
+        apr_snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+    return out;
+}
+
+static const char *certs_b64(STACK_OF(X509) *certs, apr_pool_t *p)
+{
+    const unsigned char *der;
+    apr_size_t len;
+    char *out;
+
+    if (scep_certs_p7_encode(&der, &len, certs, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    out = apr_palloc(p, apr_base64_encode_len((int)len));
+    apr_base64_encode(out, (const char *)der, (int)len);
+    return out;
+}
+
+/* Answer a transaction seen before, as it was answered then. */
+static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
+                        const scep_tx_row_t *tx, const char *digest)
+{
+    request_rec *r = rc->r;
+    STACK_OF(X509) *certs = NULL;
+    unsigned char *der;
+    apr_size_t len;
+
+    if (strcmp(tx->req_digest, digest)) {
+        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "transaction-id",
+                            "this transactionID was used before with a "
+                            "different CSR");
+    }
+    if (tx->state != SCEP_TX_ISSUED || tx->certs == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00015)
+                      "%s: transaction %s is still pending",
+                      scep_msg_type_name(msg->message_type),
+                      msg->transaction_id);
+        return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
+                            NULL);
+    }
+    if (scep_base64_decode(&der, &len, tx->certs, strlen(tx->certs), r->pool)
+        != APR_SUCCESS
+        || scep_certs_p7_decode(&certs, der, len, r->pool) != APR_SUCCESS) {
+        return store_unavailable(r, "stored certificates", "do not decode");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00016)
+                  "%s: transaction %s was answered before, same CSR: the "
+                  "same certificate again (serial %s)",
+                  scep_msg_type_name(msg->message_type), msg->transaction_id,
+                  tx->serial ? tx->serial : "-");
+    return send_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, certs);
+}
+
 static int handle_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
 {
     request_rec *r = rc->r;
     const scep_dir_conf_t *c = rc->conf;
     scep_ca_request_t creq;
     scep_ca_reply_t reply;
-    const char *pw, *subject;
+    scep_challenge_req_t chreq;
+    scep_challenge_status_e cs;
+    scep_db_t *db = NULL;
+    scep_tx_row_t *tx = NULL;
+    const char *pw, *subject, *digest = NULL, *why = NULL, *serial;
+    apr_int64_t now = apr_time_sec(r->request_time);
+    int claimed = 0;
     apr_status_t rv;
 
     subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
@@ -998,27 +1424,72 @@ static int handle_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                             "the message is not signed with the CSR's key "
                             "(renewal by a signed PKCSReq is not enabled)");
     }
-    /* challenge */
-    pw = csr_challenge(msg->csr, r->pool);
-    switch (c->challenge_mode) {
-    case CHALLENGE_NONE:
-        break;
-    case CHALLENGE_STATIC:
-        if (pw == NULL) {
-            return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
-                                "the CSR has no challenge password");
+
+    /* A transaction answered before gets the same answer again. */
+    if (scep_glue_store_on(c)) {
+        if ((db = scep_glue_db(r)) == NULL) {
+            return store_unavailable(r, "connection", NULL);
         }
-        if (strlen(pw) != strlen(c->challenge)
-            || CRYPTO_memcmp(pw, c->challenge, strlen(pw)) != 0) {
-            return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
-                                "the password in the certificate request "
-                                "cannot be verified");
+        digest = sha256_hex(msg->content, msg->content_len, r->pool);
+        if (scep_tx_get(db, c->pw_pool ? c->pw_pool : SCEP_DEFAULT_PW_POOL,
+                        msg->transaction_id, &tx, &why, r->pool)
+            != APR_SUCCESS) {
+            return store_unavailable(r, "transaction lookup", why);
         }
-        break;
-    default:
+        if (tx) {
+            return answer_known(rc, msg, tx, digest);
+        }
+    }
+
+    /* The challenge. */
+    if (c->challenge == NULL) {
         return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
                             "no SCEPChallenge is configured for this endpoint "
                             "(fail closed)");
+    }
+    memset(&chreq, 0, sizeof(chreq));
+    chreq.pool = r->pool;
+    chreq.settings = scep_glue_settings(c, r->pool);
+    chreq.db = scep_glue_db;
+    chreq.db_baton = r;
+    chreq.requester = r->useragent_ip;
+    chreq.transaction_id = msg->transaction_id;
+    chreq.csr = msg->csr;
+    chreq.profile = "default";
+    pw = csr_challenge(msg->csr, r->pool);
+    cs = c->challenge->verify(c->challenge_inst, &chreq, pw, &why);
+    if (cs == SCEP_CHALLENGE_ERROR) {
+        return store_unavailable(r, "challenge", why);
+    }
+    if (cs != SCEP_CHALLENGE_OK) {
+        return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK,
+                            apr_pstrcat(r->pool, "challenge ",
+                                        c->challenge_name, NULL),
+                            apr_pstrcat(r->pool, "the password in the "
+                                        "certificate request cannot be "
+                                        "verified: ", why ? why : "-",
+                                        NULL));
+    }
+
+    /* Claim the transactionID so that a concurrent retry waits. */
+    if (db) {
+        const char *pool = chreq.settings->endpoint;
+        if (scep_tx_claim(db, pool, msg->transaction_id, digest, subject, now,
+                          &claimed, &why, r->pool) != APR_SUCCESS) {
+            if (c->challenge->notify) {
+                c->challenge->notify(c->challenge_inst, &chreq, pw,
+                                     SCEP_OUTCOME_FAILED);
+            }
+            return store_unavailable(r, "transaction claim", why);
+        }
+        if (!claimed) {
+            if (c->challenge->notify) {
+                c->challenge->notify(c->challenge_inst, &chreq, pw,
+                                     SCEP_OUTCOME_FAILED);
+            }
+            return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
+                                NULL);
+        }
     }
 
     memset(&creq, 0, sizeof(creq));
@@ -1034,30 +1505,54 @@ static int handle_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     if (rv != APR_SUCCESS && reply.status == SCEP_CA_ISSUED) {
         reply.status = SCEP_CA_ERROR;
     }
+    if (reply.status == SCEP_CA_ISSUED
+        && (reply.certs == NULL || sk_X509_num(reply.certs) == 0)) {
+        reply.status = SCEP_CA_ERROR;
+        reply.reason = "returned no certificate";
+    }
+
     switch (reply.status) {
     case SCEP_CA_ISSUED:
-        if (reply.certs == NULL || sk_X509_num(reply.certs) == 0) {
-            return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
-                                apr_psprintf(r->pool, "CA provider %s "
-                                             "returned no certificate",
-                                             c->provider_name));
+        serial = scep_serial_str(X509_get0_serialNumber(
+                                     sk_X509_value(reply.certs, 0)), r->pool);
+        if (db && scep_tx_set_issued(db, chreq.settings->endpoint,
+                                     msg->transaction_id,
+                                     certs_b64(reply.certs, r->pool), serial,
+                                     now, &why, r->pool) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00103)
+                          "certificate %s issued for transaction %s but not "
+                          "recorded: %s", serial, msg->transaction_id, why);
+        }
+        if (c->challenge->notify) {
+            c->challenge->notify(c->challenge_inst, &chreq, pw,
+                                 SCEP_OUTCOME_ISSUED);
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00013)
                       "PKCSReq issued: transaction %s, subject %s, serial %s, "
-                      "CA provider %s, %s/%s",
-                      msg->transaction_id, subject,
-                      scep_serial_str(X509_get0_serialNumber(
-                          sk_X509_value(reply.certs, 0)), r->pool),
-                      c->provider_name, OBJ_nid2sn(msg->cipher_nid),
+                      "CA provider %s, challenge %s, %s/%s",
+                      msg->transaction_id, subject, serial, c->provider_name,
+                      c->challenge_name, OBJ_nid2sn(msg->cipher_nid),
                       OBJ_nid2sn(msg->digest_nid));
         return send_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
                             reply.certs);
     case SCEP_CA_PENDING:
+        if (c->challenge->notify) {
+            c->challenge->notify(c->challenge_inst, &chreq, pw,
+                                 SCEP_OUTCOME_PENDING);
+        }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00014)
                       "PKCSReq pending: transaction %s, subject %s",
                       msg->transaction_id, subject);
         return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL);
     default:
+        if (db) {
+            scep_tx_delete(db, chreq.settings->endpoint, msg->transaction_id,
+                           &why, r->pool);
+        }
+        if (c->challenge->notify) {
+            c->challenge->notify(c->challenge_inst, &chreq, pw,
+                                 SCEP_OUTCOME_FAILED);
+        }
         return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
                             apr_psprintf(r->pool, "CA provider %s %s: %s",
                                          c->provider_name,
@@ -1203,6 +1698,14 @@ static void scep_register_hooks(apr_pool_t *p)
 {
     ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "local",
                          SCEP_CA_PROVIDER_VERSION, &scep_ca_local_provider);
+    ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "otp",
+                         SCEP_CHALLENGE_PROVIDER_VERSION, &scep_challenge_otp);
+    ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "static",
+                         SCEP_CHALLENGE_PROVIDER_VERSION,
+                         &scep_challenge_static);
+    ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "none",
+                         SCEP_CHALLENGE_PROVIDER_VERSION, &scep_challenge_none);
+    ap_hook_handler(scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(scep_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -7,6 +7,7 @@
  * CORE: APR and OpenSSL only.  Every temporary OpenSSL object is freed on
  * every path before return; objects handed out belong to the pool.
  */
+#include <limits.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -21,15 +22,8 @@
 
 #include "scep_msg.h"
 #include "scep_pki.h"
+#include "scep_asn1.h"
 #include "scep_client.h"
-
-/* SCEP signed attributes (id-VeriSign pki attributes) */
-#define SCEP_OID_MESSAGE_TYPE    "2.16.840.1.113733.1.9.2"
-#define SCEP_OID_PKI_STATUS      "2.16.840.1.113733.1.9.3"
-#define SCEP_OID_FAIL_INFO       "2.16.840.1.113733.1.9.4"
-#define SCEP_OID_SENDER_NONCE    "2.16.840.1.113733.1.9.5"
-#define SCEP_OID_RECIPIENT_NONCE "2.16.840.1.113733.1.9.6"
-#define SCEP_OID_TRANSACTION_ID  "2.16.840.1.113733.1.9.7"
 
 /* Largest decimal attribute value we read ("3", "19"...). */
 #define SCEP_SMALL_NUM_MAX       8
@@ -73,19 +67,14 @@ static apr_status_t cms_to_pool(const unsigned char **out, apr_size_t *outlen,
     return APR_SUCCESS;
 }
 
-/* Add one signed attribute given by its dotted OID. */
-static int add_attr(CMS_SignerInfo *si, const char *oid, int type,
+/* Add one SCEP signed attribute. */
+static int add_attr(CMS_SignerInfo *si, scep_oid_e which, int type,
                     const void *bytes, int len)
 {
-    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
-    int ok;
+    const ASN1_OBJECT *obj = scep_oid(which);
 
-    if (obj == NULL) {
-        return 0;
-    }
-    ok = CMS_signed_add1_attr_by_OBJ(si, obj, type, bytes, len);
-    ASN1_OBJECT_free(obj);
-    return ok;
+    return obj != NULL && CMS_signed_add1_attr_by_OBJ(si, obj, type, bytes,
+                                                      len);
 }
 
 apr_status_t scep_req_encode(const unsigned char **der, apr_size_t *len,
@@ -216,9 +205,9 @@ leave:
  * is absent; *bad is set when it is present but not exactly one attribute
  * with exactly one value.
  */
-static ASN1_TYPE *get_attr(CMS_SignerInfo *si, const char *oid, int *bad)
+static ASN1_TYPE *get_attr(CMS_SignerInfo *si, scep_oid_e which, int *bad)
 {
-    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+    const ASN1_OBJECT *obj = scep_oid(which);
     X509_ATTRIBUTE *attr;
     int idx;
 
@@ -232,7 +221,6 @@ static ASN1_TYPE *get_attr(CMS_SignerInfo *si, const char *oid, int *bad)
         *bad = 1;    /* twice */
         idx = -1;
     }
-    ASN1_OBJECT_free(obj);
     if (idx < 0) {
         return NULL;
     }
@@ -245,12 +233,12 @@ static ASN1_TYPE *get_attr(CMS_SignerInfo *si, const char *oid, int *bad)
 }
 
 /* A string-valued attribute as a C string from the pool. */
-static const char *get_str_attr(CMS_SignerInfo *si, const char *oid,
+static const char *get_str_attr(CMS_SignerInfo *si, scep_oid_e which,
                                 const char *name, const char **why,
                                 apr_pool_t *p)
 {
     int bad;
-    ASN1_TYPE *t = get_attr(si, oid, &bad);
+    ASN1_TYPE *t = get_attr(si, which, &bad);
     const ASN1_STRING *s;
 
     if (t == NULL) {
@@ -275,12 +263,12 @@ static const char *get_str_attr(CMS_SignerInfo *si, const char *oid,
 }
 
 /* A 16-byte OCTET STRING nonce attribute.  1 found, 0 absent, -1 bad. */
-static int get_nonce_attr(CMS_SignerInfo *si, const char *oid,
+static int get_nonce_attr(CMS_SignerInfo *si, scep_oid_e which,
                           unsigned char nonce[SCEP_NONCE_LEN],
                           const char *name, const char **why, apr_pool_t *p)
 {
     int bad;
-    ASN1_TYPE *t = get_attr(si, oid, &bad);
+    ASN1_TYPE *t = get_attr(si, which, &bad);
 
     if (t == NULL) {
         *why = apr_psprintf(p, "%s %s", name,
@@ -422,23 +410,7 @@ apr_status_t scep_certrep_decode(scep_msg_t **pmsg, const char **why,
         *why = apr_psprintf(p, "messageType is \"%s\", not CertRep (3)", s);
         goto leave;
     }
-    s = get_str_attr(si, SCEP_OID_TRANSACTION_ID, "transactionID", why, p);
-    if (s == NULL) {
-        goto leave;
-    }
-    msg->transaction_id = s;
-    n = get_nonce_attr(si, SCEP_OID_SENDER_NONCE, msg->sender_nonce,
-                       "senderNonce", why, p);
-    if (n <= 0) {
-        goto leave;
-    }
-    msg->has_sender_nonce = 1;
-    n = get_nonce_attr(si, SCEP_OID_RECIPIENT_NONCE, msg->recipient_nonce,
-                       "recipientNonce", why, p);
-    if (n <= 0) {
-        goto leave;
-    }
-    msg->has_recipient_nonce = 1;
+    /* status first, so that a caller can show it when more is wrong */
     s = get_str_attr(si, SCEP_OID_PKI_STATUS, "pkiStatus", why, p);
     if (s == NULL) {
         goto leave;
@@ -464,6 +436,23 @@ apr_status_t scep_certrep_decode(scep_msg_t **pmsg, const char **why,
             goto leave;
         }
     }
+    s = get_str_attr(si, SCEP_OID_TRANSACTION_ID, "transactionID", why, p);
+    if (s == NULL) {
+        goto leave;
+    }
+    msg->transaction_id = s;
+    n = get_nonce_attr(si, SCEP_OID_SENDER_NONCE, msg->sender_nonce,
+                       "senderNonce", why, p);
+    if (n <= 0) {
+        goto leave;
+    }
+    msg->has_sender_nonce = 1;
+    n = get_nonce_attr(si, SCEP_OID_RECIPIENT_NONCE, msg->recipient_nonce,
+                       "recipientNonce", why, p);
+    if (n <= 0) {
+        goto leave;
+    }
+    msg->has_recipient_nonce = 1;
     if (msg->pki_status != SCEP_STATUS_SUCCESS) {
         rv = APR_SUCCESS;
         goto leave;
@@ -541,10 +530,13 @@ apr_status_t scep_client_corrupt_signature(unsigned char *der, apr_size_t len)
     }
     sd = ASN1_STRING_get0_data(sig);
     sl = (apr_size_t)ASN1_STRING_length(sig);
+    if (sl > len) {
+        goto leave;
+    }
     /* the signature value is the last occurrence of these bytes */
-    for (i = len - sl + 1; sl <= len && i-- > 0; ) {
-        if (memcmp(der + i, sd, sl) == 0) {
-            der[i + sl / 2] ^= 0x01;
+    for (i = len - sl + 1; i > 0; i--) {
+        if (memcmp(der + i - 1, sd, sl) == 0) {
+            der[i - 1 + sl / 2] ^= 0x01;
             rv = APR_SUCCESS;
             break;
         }
@@ -569,7 +561,7 @@ apr_status_t scep_client_issuer_and_serial(const unsigned char **der,
     if (ias == NULL) {
         return APR_ENOMEM;
     }
-    if (!X509_NAME_set(&ias->issuer, (X509_NAME *)issuer)) {
+    if (!X509_NAME_set(&ias->issuer, issuer)) {
         goto leave;
     }
     ASN1_INTEGER_free(ias->serial);
@@ -597,33 +589,29 @@ apr_status_t scep_client_issuer_and_subject(const unsigned char **der,
                                             const X509_NAME *subject,
                                             apr_pool_t *p)
 {
-    unsigned char *di = NULL, *ds = NULL, *buf, *w;
-    int li, ls, total;
+    SCEP_ISSUER_AND_SUBJECT *ias = SCEP_ISSUER_AND_SUBJECT_new();
+    unsigned char *buf = NULL;
     apr_status_t rv = APR_EGENERAL;
+    int n;
 
-    li = i2d_X509_NAME(issuer, &di);
-    ls = i2d_X509_NAME(subject, &ds);
-    if (li <= 0 || ls <= 0) {
+    if (ias == NULL) {
+        return APR_ENOMEM;
+    }
+    if (!X509_NAME_set(&ias->issuer, issuer)
+        || !X509_NAME_set(&ias->subject, subject)) {
         goto leave;
     }
-    /* SEQUENCE { issuer Name, subject Name } */
-    total = ASN1_object_size(1, li + ls, V_ASN1_SEQUENCE);
-    if (total <= 0) {
+    n = i2d_SCEP_ISSUER_AND_SUBJECT(ias, &buf);
+    if (n <= 0) {
         goto leave;
     }
-    buf = apr_palloc(p, (apr_size_t)total);
-    w = buf;
-    ASN1_put_object(&w, 1, li + ls, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    memcpy(w, di, (size_t)li);
-    w += li;
-    memcpy(w, ds, (size_t)ls);
-    *der = buf;
-    *len = (apr_size_t)total;
+    *der = apr_pmemdup(p, buf, (apr_size_t)n);
+    *len = (apr_size_t)n;
     rv = APR_SUCCESS;
 
 leave:
-    OPENSSL_free(di);
-    OPENSSL_free(ds);
+    OPENSSL_free(buf);
+    SCEP_ISSUER_AND_SUBJECT_free(ias);
     return rv;
 }
 

@@ -298,12 +298,7 @@ apr_status_t scep_msg_read_attrs(scep_msg_t *msg, CMS_SignerInfo *si,
     msg->transaction_id = apr_pstrmemdup(p,
                                          (const char *)ASN1_STRING_get0_data(s),
                                          ASN1_STRING_length(s));
-    s = signed_attr(si, SCEP_OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, &w, p);
-    if (s == NULL) {
-        *why = w;
-        return APR_EINVAL;
-    }
-    msg->message_type = parse_int_string(s);
+    /* the nonces before messageType: a FAILURE answer echoes them */
     if (CMS_signed_get_attr_by_OBJ(si, scep_oid(SCEP_OID_SENDER_NONCE), -1) >= 0) {
         if (!nonce_attr(si, SCEP_OID_SENDER_NONCE, msg->sender_nonce, why, p)) {
             return APR_EINVAL;
@@ -317,6 +312,12 @@ apr_status_t scep_msg_read_attrs(scep_msg_t *msg, CMS_SignerInfo *si,
         }
         msg->has_recipient_nonce = 1;
     }
+    s = signed_attr(si, SCEP_OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING, &w, p);
+    if (s == NULL) {
+        *why = w;
+        return APR_EINVAL;
+    }
+    msg->message_type = parse_int_string(s);
     return APR_SUCCESS;
 }
 

@@ -97,10 +97,11 @@ typedef struct scep_msg_t {
 } scep_msg_t;
 
 /**
- * Outcome of decoding.  When the outer SignedData could not be read at all,
- * decode returns APR_EINVAL (the glue answers HTTP 400).  When it was read
- * but the request is bad, decode returns APR_SUCCESS with fail_info set, so
- * the glue answers CertRep FAILURE; @a why says which rule refused.
+ * Outcome of decoding.  When the outer SignedData could not be read, or it
+ * carries no transactionID (a CertRep must echo one), decode returns
+ * APR_EINVAL (the glue answers HTTP 400).  When it was read but the request
+ * is bad, decode returns APR_SUCCESS with fail_info set, so the glue answers
+ * CertRep FAILURE; @a why says which rule refused.
  */
 typedef struct scep_decode_result_t {
     int fail_info;        /* SCEP_FAIL_NONE when the message is good */
@@ -192,7 +193,9 @@ int scep_digest_bit(int nid);
 
 /**
  * Decode base64 in either alphabet (standard or URL-safe), with or without
- * padding, ignoring whitespace.  Percent-decoding is the caller's.
+ * padding, dropping CR, LF and tab, and reading a space as '+' (a query
+ * whose '+' became a space in form decoding).  Percent-decoding is the
+ * caller's.
  */
 apr_status_t scep_base64_decode(unsigned char **out, apr_size_t *outlen,
                                 const char *in, apr_size_t inlen,

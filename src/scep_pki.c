@@ -135,14 +135,10 @@ apr_status_t scep_load_key(EVP_PKEY **key, const char *path_or_uri,
     OSSL_STORE_CTX *ctx;
     OSSL_STORE_INFO *info;
     EVP_PKEY *k = NULL;
-    const char *uri = path_or_uri;
-
     *key = NULL;
     ERR_clear_error();
-    if (!strchr(path_or_uri, ':')) {
-        uri = apr_pstrcat(p, "file:", path_or_uri, NULL);
-    }
-    ctx = OSSL_STORE_open(uri, UI_null(), NULL, NULL, NULL);
+    /* a plain path works as it is ("file:" would want it absolute) */
+    ctx = OSSL_STORE_open(path_or_uri, UI_null(), NULL, NULL, NULL);
     if (ctx == NULL) {
         *why = apr_psprintf(p, "cannot open key '%s': %s", path_or_uri,
                             scep_ssl_errors(p));
