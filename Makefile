@@ -8,7 +8,7 @@
 
 APXS     ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT     ?= 8080
-CHALLENGE ?= static
+CHALLENGE ?= otp
 
 # Every path from apxs -q (evaluated lazily: apxs may not be there before deps)
 AP_INC    = $(shell $(APXS) -q INCLUDEDIR)

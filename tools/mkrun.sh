@@ -4,7 +4,8 @@
 #   SRCDIR     the source tree (the module is SRCDIR/build/mod_scep.so)
 #   PORT       TCP port on 127.0.0.1
 #   HTTPD      the httpd binary that will run the config (apache2 on Debian)
-#   CHALLENGE  challenge mode; only "static" exists for now
+#   CHALLENGE  otp (one-time passwords from the admin page, the default) or
+#              static (one shared password in run/pki/challenge)
 #
 # Creates the demo PKI under SRCDIR/run/pki (once, tools/mkpki.sh), writes
 # SRCDIR/run/httpd.conf (every time) and SRCDIR/run/logs, then prints the URL,
@@ -35,11 +36,9 @@ run=$src/run
 pki=$run/pki
 
 case $challenge in
-    static) ;;
-    otp) echo "mkrun: CHALLENGE=otp comes with issue 3; using static" ;;
-    *)   echo "mkrun: CHALLENGE=$challenge is not known; CHALLENGE=otp comes with issue 3; using static" ;;
+    static|otp) ;;
+    *) echo "mkrun: CHALLENGE must be otp or static, not '$challenge'" >&2; exit 2 ;;
 esac
-challenge=static
 
 # Where httpd's shared modules live.
 apxs=${APXS:-}
@@ -76,7 +75,7 @@ fi
 
 sh "$src/tools/mkpki.sh" "$pki"
 
-mkdir -p "$run/logs" "$run/htdocs"
+mkdir -p "$run/logs" "$run/htdocs" "$run/db"
 chmod 755 "$run" "$run/logs" "$run/htdocs"
 
 so=$src/build/mod_scep.so
@@ -98,6 +97,28 @@ if [ "$(id -u)" = 0 ]; then
     g=$(id -gn "$u")
     user_lines="User $u
 Group $g"
+fi
+
+# One-time passwords: the SQLite store (WAL, schema from conf/), the key of
+# the stored password hashes, and the admin page's user "admin" with a
+# random password made once.
+if [ "$challenge" = otp ]; then
+    command -v sqlite3 >/dev/null 2>&1 || {
+        echo "mkrun: sqlite3 is missing (make deps)" >&2; exit 1; }
+    sqlite3 "$run/db/scep.db" < "$src/conf/schema-sqlite3.sql" >/dev/null
+    if [ ! -s "$pki/otp.key" ]; then
+        (umask 077; openssl rand -hex 32 > "$pki/otp.key")
+    fi
+    if [ ! -s "$run/admin-password" ]; then
+        (umask 077; openssl rand -hex 12 > "$run/admin-password")
+    fi
+    admin_pw=$(head -n 1 "$run/admin-password")
+    printf 'admin:%s\n' "$(openssl passwd -apr1 "$admin_pw")" > "$run/htpasswd"
+    chmod 644 "$run/htpasswd"
+    if [ -n "$user_lines" ]; then
+        # the children (not root) write the database, its WAL and journal
+        chown -R "$u:$g" "$run/db"
+    fi
 fi
 
 # TypesConfig defaults to conf/mime.types under ServerRoot, which run/ lacks.
@@ -143,6 +164,13 @@ EOF
     loadmod authz_core
     loadmod mime
     loadmod log_config
+    if [ "$challenge" = otp ]; then
+        loadmod dbd
+        loadmod auth_basic
+        loadmod authn_core
+        loadmod authn_file
+        loadmod authz_user
+    fi
     cat <<EOF
 LoadModule scep_module "$so"
 
@@ -169,7 +197,37 @@ SCEPRAEncryption pki/ra-enc.pem pki/ra-enc.key
 SCEPRASigning pki/ra-sign.pem pki/ra-sign.key
 SCEPCAProvider local pki/ca.key
 SCEPCertificateValidity 365
-SCEPChallenge $challenge file:pki/challenge
+EOF
+    if [ "$challenge" = otp ]; then
+        cat <<EOF
+# NDES one-time passwords, kept in SQLite through mod_dbd (WAL mode is set
+# in the database file; busy_timeout lets children wait for each other).
+DBDriver sqlite3
+DBDParams "$run/db/scep.db"
+DBDInitSQL "PRAGMA busy_timeout = 5000"
+SCEPChallenge otp
+SCEPPasswordKeyFile pki/otp.key
+SCEPPasswordLength 8
+SCEPPasswordValidity 60
+SCEPPasswordMax 5
+
+# The admin page, as NDES's /certsrv/mscep_admin/ (user admin, password in
+# run/admin-password).
+<Location /certsrv/mscep_admin>
+    SetHandler scep-admin
+    AuthType Basic
+    AuthName "mod_scep demo admin"
+    AuthBasicProvider file
+    AuthUserFile "$run/htpasswd"
+    Require valid-user
+</Location>
+EOF
+    else
+        cat <<EOF
+SCEPChallenge static file:pki/challenge
+EOF
+    fi
+    cat <<EOF
 # micromdm's scepclient always sends single DES (OpenSSL's legacy provider).
 SCEPLegacyProvider On
 SCEPCiphers AES-128 AES-192 AES-256 DES3 DES
@@ -202,22 +260,44 @@ if [ -n "$user_lines" ] && command -v runuser >/dev/null 2>&1; then
 fi
 
 url=http://127.0.0.1:$port/certsrv/mscep/mscep.dll
-pw=$(head -n 1 "$pki/challenge")
+admin=http://127.0.0.1:$port/certsrv/mscep_admin/
+if [ "$challenge" = otp ]; then
+    pwline="one-time passwords  from $admin
+                      (user admin, password $admin_pw, also in run/admin-password)"
+    pw='"$PW"'
+else
+    pw=$(head -n 1 "$pki/challenge")
+    pwline="challenge password  $pw (static, in run/pki/challenge)"
+    pw="'$pw'"
+fi
 
 cat <<EOF
 
 mod_scep demo
   SCEP URL            $url
-  challenge password  $pw
+  $pwline
   CA certificate      $pki/ca.pem
   config and logs     $conf, $run/logs/
+EOF
+if [ "$challenge" = otp ]; then
+    cat <<EOF
+
+Fetch a one-time password (JSON; a browser gets NDES's page):
+  PW=\$(curl -s -u 'admin:$admin_pw' -H 'Accept: application/json' \\
+       '$admin' | sed 's/.*"password": "\\([0-9A-F]*\\)".*/\\1/')
+  echo \$PW
+Each password works for one enrollment and expires after 60 minutes: fetch
+a new one before each enrollment below.
+EOF
+fi
+cat <<EOF
 
 Capabilities:
   curl '$url?operation=GetCACaps'
 
 Enroll with micromdm scepclient (Debian package scep; it sends SHA-1 + DES):
   W=\$(mktemp -d)
-  scepclient -server-url '$url' -challenge '$pw' \\
+  scepclient -server-url '$url' -challenge $pw \\
       -private-key "\$W/key.pem" -certificate "\$W/cert.pem" -cn test
   openssl verify -CAfile '$pki/ca.pem' "\$W/cert.pem"
 
@@ -225,7 +305,7 @@ Enroll with strongSwan pki (strongswan-pki + libstrongswan-extra-plugins):
   W=\$(mktemp -d)
   pki --gen --type rsa --size 2048 --outform pem > "\$W/key.pem"
   pki --scep --url '$url' --in "\$W/key.pem" --dn 'CN=test' \\
-      --password '$pw' --cacert-enc '$pki/ra-enc.pem' \\
+      --password $pw --cacert-enc '$pki/ra-enc.pem' \\
       --cacert-sig '$pki/ra-sign.pem' --cacert '$pki/ca.pem' \\
       --outform pem > "\$W/cert.pem"
   openssl verify -CAfile '$pki/ca.pem' "\$W/cert.pem"
