@@ -40,6 +40,8 @@
 #include "scep_pki.h"
 #include "scep_store.h"
 #include "scep_challenge.h"
+#include "scep_certstore.h"
+#include "scep_profile.h"
 #include "ca_local.h"
 
 #define CHALLENGE_LABEL_PREFIX "scep_"
@@ -77,6 +79,8 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->store = SCEP_UNSET;
     c->admin_utf8 = SCEP_UNSET;
     c->admin_anonymous = SCEP_UNSET;
+    c->crl_validity = SCEP_UNSET;
+    c->replay_window = SCEP_UNSET;
     c->ciphers = SCEP_UNSET;
     c->digests = SCEP_UNSET;
     c->max_request = SCEP_UNSET;
@@ -140,6 +144,18 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(admin_utf8);
     MERGE_INT(admin_anonymous);
     MERGE_PTR(admin_users);
+    if (add->profiles && base->profiles) {
+        c->profiles = apr_hash_overlay(p, add->profiles, base->profiles);
+    }
+    else {
+        MERGE_PTR(profiles);
+    }
+    MERGE_PTR(templates[0]);
+    MERGE_PTR(templates[1]);
+    MERGE_PTR(templates[2]);
+    MERGE_PTR(crl_url);
+    MERGE_INT(crl_validity);
+    MERGE_INT(replay_window);
     MERGE_INT(ciphers);
     MERGE_INT(digests);
     MERGE_INT(max_request);
@@ -234,6 +250,8 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
 
 static const char **provider_args(cmd_parms *cmd, int argc,
                                   char *const argv[]);
+static const char *set_int_range(cmd_parms *cmd, int *slot, const char *arg,
+                                 int lo, int hi);
 
 static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                                 char *const argv[])
@@ -310,8 +328,14 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
 
 /* The store's statements, prepared with mod_dbd once per server. */
+/* Every statement of the store, prepared for each server that uses it. */
+static const scep_store_stmt_t *const all_statements[] = {
+    scep_store_statements, scep_certstore_statements, NULL
+};
+
 static const char *prepare_store(cmd_parms *cmd)
 {
+    const scep_store_stmt_t *const *set;
     const scep_store_stmt_t *st;
 
     if (dbd_prepare_fn == NULL) {
@@ -326,8 +350,10 @@ static const char *prepare_store(cmd_parms *cmd)
     if (apr_hash_get(global->dbd_prepared, &cmd->server, sizeof(server_rec *))) {
         return NULL;
     }
-    for (st = scep_store_statements; st->label; st++) {
-        dbd_prepare_fn(cmd->server, st->sql, st->label);
+    for (set = all_statements; *set; set++) {
+        for (st = *set; st->label; st++) {
+            dbd_prepare_fn(cmd->server, st->sql, st->label);
+        }
     }
     apr_hash_set(global->dbd_prepared,
                  apr_pmemdup(cmd->pool, &cmd->server, sizeof(server_rec *)),
@@ -365,6 +391,68 @@ static const char *set_challenge(cmd_parms *cmd, void *dc, int argc,
         return prepare_store(cmd);
     }
     return NULL;
+}
+
+/* SCEPProfile name key=value... */
+static const char *set_profile(cmd_parms *cmd, void *dc, int argc,
+                               char *const argv[])
+{
+    scep_dir_conf_t *c = dc;
+    scep_profile_t *prof;
+    const char *err;
+    int i;
+
+    if (argc < 1) {
+        return "SCEPProfile: a name, then key=value settings";
+    }
+    if (c->profiles == NULL) {
+        c->profiles = apr_hash_make(cmd->pool);
+    }
+    prof = apr_hash_get(c->profiles, argv[0], APR_HASH_KEY_STRING);
+    if (prof == NULL) {
+        prof = scep_profile_make(argv[0], cmd->pool);
+        apr_hash_set(c->profiles, prof->name, APR_HASH_KEY_STRING, prof);
+    }
+    for (i = 1; i < argc; i++) {
+        if ((err = scep_profile_set(prof, argv[i], cmd->pool)) != NULL) {
+            return apr_psprintf(cmd->pool, "SCEPProfile %s: %s", argv[0],
+                                err);
+        }
+    }
+    return NULL;
+}
+
+/* SCEPSignatureTemplate / SCEPEncryptionTemplate /
+ * SCEPGeneralPurposeTemplate profile-name (NDES's registry values) */
+static const char *set_template(cmd_parms *cmd, void *dc, const char *arg)
+{
+    scep_dir_conf_t *c = dc;
+
+    c->templates[(apr_size_t)cmd->info] = arg;
+    return NULL;
+}
+
+static const char *set_crl_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    if (strncasecmp(arg, "http://", 7) && strncasecmp(arg, "https://", 8)
+        && strncasecmp(arg, "ldap://", 7)) {
+        return "SCEPCRLURL: an http://, https:// or ldap:// URL";
+    }
+    ((scep_dir_conf_t *)dc)->crl_url = arg;
+    return NULL;
+}
+
+static const char *set_crl_validity(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_int_range(cmd, &((scep_dir_conf_t *)dc)->crl_validity, arg, 1,
+                         8760);
+}
+
+static const char *set_replay_window(cmd_parms *cmd, void *dc,
+                                     const char *arg)
+{
+    return set_int_range(cmd, &((scep_dir_conf_t *)dc)->replay_window, arg, 0,
+                         30 * 86400);
 }
 
 static const char *set_store(cmd_parms *cmd, void *dc, const char *arg)
@@ -604,6 +692,27 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE_ARGV("SCEPChallenge", set_challenge, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "otp | static password | static file:path | none"),
+    AP_INIT_TAKE_ARGV("SCEPProfile", set_profile, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "a certificate profile (NDES template): name and "
+                      "key=value settings"),
+    AP_INIT_TAKE1("SCEPSignatureTemplate", set_template, (void *)0,
+                  RSRC_CONF | ACCESS_CONF, "profile for CSRs asking for "
+                  "digitalSignature only"),
+    AP_INIT_TAKE1("SCEPEncryptionTemplate", set_template, (void *)1,
+                  RSRC_CONF | ACCESS_CONF, "profile for CSRs asking for "
+                  "keyEncipherment only"),
+    AP_INIT_TAKE1("SCEPGeneralPurposeTemplate", set_template, (void *)2,
+                  RSRC_CONF | ACCESS_CONF, "profile for CSRs asking for "
+                  "both or neither"),
+    AP_INIT_TAKE1("SCEPCRLURL", set_crl_url, NULL, RSRC_CONF | ACCESS_CONF,
+                  "CRL distribution point put into issued certificates"),
+    AP_INIT_TAKE1("SCEPCRLValidity", set_crl_validity, NULL,
+                  RSRC_CONF | ACCESS_CONF, "hours from thisUpdate to "
+                  "nextUpdate of the local CA's CRL"),
+    AP_INIT_TAKE1("SCEPReplayWindow", set_replay_window, NULL,
+                  RSRC_CONF | ACCESS_CONF, "seconds a senderNonce is "
+                  "remembered (0: off)"),
     AP_INIT_TAKE1("SCEPStore", set_store, NULL, RSRC_CONF | ACCESS_CONF,
                   "dbd (transactions and passwords in SQL) or none"),
     AP_INIT_TAKE1("SCEPPasswordLength", set_pw_length, NULL,
@@ -876,6 +985,7 @@ static const char *check_store(server_rec *s, apr_pool_t *p)
     const apr_dbd_driver_t *drv = NULL;
     apr_dbd_t *h = NULL;
     const char *err = NULL, *why = NULL;
+    const scep_store_stmt_t *const *set;
     const scep_store_stmt_t *st;
     scep_db_t db;
 
@@ -900,15 +1010,17 @@ static const char *check_store(server_rec *s, apr_pool_t *p)
     db.driver = drv;
     db.handle = h;
     db.prepared = apr_hash_make(p);
-    for (st = scep_store_statements; st->label && !why; st++) {
-        apr_dbd_prepared_t *ps = NULL;
-        int rc = apr_dbd_prepare(drv, p, h, st->sql, st->label, &ps);
-        if (rc != 0) {
-            why = apr_psprintf(p, "statement %s does not prepare: %s (is "
-                               "conf/schema-%s.sql loaded?)", st->label,
-                               apr_dbd_error(drv, h, rc), (*svr)->name);
+    for (set = all_statements; *set && !why; set++) {
+        for (st = *set; st->label && !why; st++) {
+            apr_dbd_prepared_t *ps = NULL;
+            int rc = apr_dbd_prepare(drv, p, h, st->sql, st->label, &ps);
+            if (rc != 0) {
+                why = apr_psprintf(p, "statement %s does not prepare: %s (is "
+                                   "conf/schema-%s.sql loaded?)", st->label,
+                                   apr_dbd_error(drv, h, rc), (*svr)->name);
+            }
+            apr_hash_set(db.prepared, st->label, APR_HASH_KEY_STRING, ps);
         }
-        apr_hash_set(db.prepared, st->label, APR_HASH_KEY_STRING, ps);
     }
     if (!why) {
         scep_store_check(&db, &why, p);
@@ -968,7 +1080,7 @@ static int check_endpoints(apr_pool_t *pconf, apr_pool_t *ptemp,
                            server_rec *s)
 {
     server_rec *vs;
-    int i;
+    int i, k;
 
     /* The servers' own per-directory defaults were created before
      * pre_config: add them to the list of sections to check. */
@@ -992,6 +1104,18 @@ static int check_endpoints(apr_pool_t *pconf, apr_pool_t *ptemp,
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00005)
                          "SCEP endpoint <%s>: %s", c->context, ep->error);
             return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        for (k = 0; k < SCEP_PURPOSE_COUNT; k++) {
+            const char *t = c->templates[k];
+            if (t && strcmp(t, "IPSECIntermediateOffline")
+                && !(c->profiles
+                     && apr_hash_get(c->profiles, t, APR_HASH_KEY_STRING))) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00025)
+                             "SCEP endpoint <%s>: template profile '%s' is "
+                             "not defined (SCEPProfile %s ...)", c->context,
+                             t, t);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
         if (c->challenge == &scep_challenge_none) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00006)
@@ -1071,14 +1195,8 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 /* ---- the handler ------------------------------------------------------ */
 
-typedef struct {
-    request_rec *r;
-    const scep_dir_conf_t *conf;
-    scep_endpoint_t *ep;
-} scep_req_ctx_t;
-
 /* HTTP error with a one-line reason, logged with which rule refused. */
-static int http_refuse(request_rec *r, int status, const char *why)
+int scep_glue_refuse(request_rec *r, int status, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00010)
                   "refused with HTTP %d: %s", status, why);
@@ -1213,7 +1331,7 @@ static int read_body(request_rec *r, apr_off_t limit, unsigned char **out,
     return OK;
 }
 
-static int send_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
+int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
                         int status, int fail_info, STACK_OF(X509) *certs)
 {
     request_rec *r = rc->r;
@@ -1244,7 +1362,38 @@ static int send_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
     return send_body(r, "application/x-pki-message", der, len);
 }
 
-static int send_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
+int scep_glue_certrep_crl(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                          const unsigned char *der, apr_size_t len)
+{
+    request_rec *r = rc->r;
+    scep_certrep_t rep;
+    const unsigned char *out;
+    apr_size_t outlen;
+    const char *why = NULL;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.pki_status = SCEP_STATUS_SUCCESS;
+    rep.transaction_id = msg->transaction_id;
+    rep.recipient_nonce = msg->has_sender_nonce ? msg->sender_nonce : NULL;
+    rep.crl_der = der;
+    rep.crl_len = len;
+    rep.encrypt_to = msg->signer;
+    rep.cipher_nid = msg->cipher_nid;
+    rep.signer_cert = rc->ep->sign->cert;
+    rep.signer_key = rc->ep->sign->key;
+    rep.digest_nid = (msg->digest & rc->ep->dctx.allowed_digests)
+                     ? msg->digest_nid : NID_sha256;
+    if (scep_certrep_encode(&out, &outlen, &rep, &why, r->pool)
+        != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00017)
+                      "cannot encode the CRL CertRep for transaction %s: %s",
+                      msg->transaction_id, why);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_body(r, "application/x-pki-message", out, outlen);
+}
+
+int scep_glue_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
                         int fail_info, const char *rule, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, rc->r, SCEP_LOGNO(00012)
@@ -1252,31 +1401,7 @@ static int send_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
                   scep_msg_type_name(msg->message_type),
                   scep_fail_name(fail_info),
                   msg->transaction_id ? msg->transaction_id : "-", rule, why);
-    return send_certrep(rc, msg, SCEP_STATUS_FAILURE, fail_info, NULL);
-}
-
-/* The challengePassword attribute of a CSR, as text; NULL when absent. */
-static const char *csr_challenge(X509_REQ *csr, apr_pool_t *p)
-{
-    int idx = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1);
-    X509_ATTRIBUTE *attr;
-    ASN1_TYPE *t;
-
-    if (idx < 0 || (attr = X509_REQ_get_attr(csr, idx)) == NULL
-        || (t = X509_ATTRIBUTE_get0_type(attr, 0)) == NULL) {
-        return NULL;
-    }
-    switch (t->type) {
-    case V_ASN1_PRINTABLESTRING:
-    case V_ASN1_UTF8STRING:
-    case V_ASN1_IA5STRING:
-    case V_ASN1_T61STRING:
-        return apr_pstrmemdup(p,
-                              (const char *)ASN1_STRING_get0_data(t->value.asn1_string),
-                              ASN1_STRING_length(t->value.asn1_string));
-    default:
-        return NULL;
-    }
+    return scep_glue_certrep(rc, msg, SCEP_STATUS_FAILURE, fail_info, NULL);
 }
 
 /* ---- the store and challenge glue ----------------------------------- */
@@ -1328,241 +1453,6 @@ scep_db_t *scep_glue_db(void *baton)
     return db;
 }
 
-/* The store cannot be reached: the client should come back later. */
-static int store_unavailable(request_rec *r, const char *what,
-                             const char *why)
-{
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00102)
-                  "SQL store failed (%s): %s", what, why ? why : "-");
-    apr_table_setn(r->err_headers_out, "Retry-After", "30");
-    return http_refuse(r, HTTP_SERVICE_UNAVAILABLE,
-                       "the enrollment store is unavailable, try again later");
-}
-
-static const char *sha256_hex(const unsigned char *d, apr_size_t n,
-                              apr_pool_t *p)
-{
-    unsigned char md[32];
-    char *out = apr_palloc(p, 65);
-    int i;
-
-    SHA256(d, n, md);
-    for (i = 0; i < 32; i++) {
-        apr_snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
-    return out;
-}
-
-static const char *certs_b64(STACK_OF(X509) *certs, apr_pool_t *p)
-{
-    const unsigned char *der;
-    apr_size_t len;
-    char *out;
-
-    if (scep_certs_p7_encode(&der, &len, certs, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    out = apr_palloc(p, apr_base64_encode_len((int)len));
-    apr_base64_encode(out, (const char *)der, (int)len);
-    return out;
-}
-
-/* Answer a transaction seen before, as it was answered then. */
-static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
-                        const scep_tx_row_t *tx, const char *digest)
-{
-    request_rec *r = rc->r;
-    STACK_OF(X509) *certs = NULL;
-    unsigned char *der;
-    apr_size_t len;
-
-    if (strcmp(tx->req_digest, digest)) {
-        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "transaction-id",
-                            "this transactionID was used before with a "
-                            "different CSR");
-    }
-    if (tx->state != SCEP_TX_ISSUED || tx->certs == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00015)
-                      "%s: transaction %s is still pending",
-                      scep_msg_type_name(msg->message_type),
-                      msg->transaction_id);
-        return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
-                            NULL);
-    }
-    if (scep_base64_decode(&der, &len, tx->certs, strlen(tx->certs), r->pool)
-        != APR_SUCCESS
-        || scep_certs_p7_decode(&certs, der, len, r->pool) != APR_SUCCESS) {
-        return store_unavailable(r, "stored certificates", "do not decode");
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00016)
-                  "%s: transaction %s was answered before, same CSR: the "
-                  "same certificate again (serial %s)",
-                  scep_msg_type_name(msg->message_type), msg->transaction_id,
-                  tx->serial ? tx->serial : "-");
-    return send_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, certs);
-}
-
-static int handle_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
-{
-    request_rec *r = rc->r;
-    const scep_dir_conf_t *c = rc->conf;
-    scep_ca_request_t creq;
-    scep_ca_reply_t reply;
-    scep_challenge_req_t chreq;
-    scep_challenge_status_e cs;
-    scep_db_t *db = NULL;
-    scep_tx_row_t *tx = NULL;
-    const char *pw, *subject, *digest = NULL, *why = NULL, *serial;
-    apr_int64_t now = apr_time_sec(r->request_time);
-    int claimed = 0;
-    apr_status_t rv;
-
-    subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
-    if (!EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
-                     X509_REQ_get0_pubkey(msg->csr))) {
-        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "signer-key",
-                            "the message is not signed with the CSR's key "
-                            "(renewal by a signed PKCSReq is not enabled)");
-    }
-
-    /* A transaction answered before gets the same answer again. */
-    if (scep_glue_store_on(c)) {
-        if ((db = scep_glue_db(r)) == NULL) {
-            return store_unavailable(r, "connection", NULL);
-        }
-        digest = sha256_hex(msg->content, msg->content_len, r->pool);
-        if (scep_tx_get(db, c->pw_pool ? c->pw_pool : SCEP_DEFAULT_PW_POOL,
-                        msg->transaction_id, &tx, &why, r->pool)
-            != APR_SUCCESS) {
-            return store_unavailable(r, "transaction lookup", why);
-        }
-        if (tx) {
-            return answer_known(rc, msg, tx, digest);
-        }
-    }
-
-    /* The challenge. */
-    if (c->challenge == NULL) {
-        return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK, "challenge",
-                            "no SCEPChallenge is configured for this endpoint "
-                            "(fail closed)");
-    }
-    memset(&chreq, 0, sizeof(chreq));
-    chreq.pool = r->pool;
-    chreq.settings = scep_glue_settings(c, r->pool);
-    chreq.db = scep_glue_db;
-    chreq.db_baton = r;
-    chreq.requester = r->useragent_ip;
-    chreq.transaction_id = msg->transaction_id;
-    chreq.csr = msg->csr;
-    chreq.profile = "default";
-    pw = csr_challenge(msg->csr, r->pool);
-    cs = c->challenge->verify(c->challenge_inst, &chreq, pw, &why);
-    if (cs == SCEP_CHALLENGE_ERROR) {
-        return store_unavailable(r, "challenge", why);
-    }
-    if (cs != SCEP_CHALLENGE_OK) {
-        return send_failure(rc, msg, SCEP_FAIL_BADMSGCHECK,
-                            apr_pstrcat(r->pool, "challenge ",
-                                        c->challenge_name, NULL),
-                            apr_pstrcat(r->pool, "the password in the "
-                                        "certificate request cannot be "
-                                        "verified: ", why ? why : "-",
-                                        NULL));
-    }
-
-    /* Claim the transactionID so that a concurrent retry waits. */
-    if (db) {
-        const char *pool = chreq.settings->endpoint;
-        if (scep_tx_claim(db, pool, msg->transaction_id, digest, subject, now,
-                          &claimed, &why, r->pool) != APR_SUCCESS) {
-            if (c->challenge->notify) {
-                c->challenge->notify(c->challenge_inst, &chreq, pw,
-                                     SCEP_OUTCOME_FAILED);
-            }
-            return store_unavailable(r, "transaction claim", why);
-        }
-        if (!claimed) {
-            if (c->challenge->notify) {
-                c->challenge->notify(c->challenge_inst, &chreq, pw,
-                                     SCEP_OUTCOME_FAILED);
-            }
-            return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
-                                NULL);
-        }
-    }
-
-    memset(&creq, 0, sizeof(creq));
-    memset(&reply, 0, sizeof(reply));
-    creq.csr = msg->csr;
-    creq.signer = msg->signer;
-    creq.transaction_id = msg->transaction_id;
-    creq.profile = "default";
-    creq.requester = r->useragent_ip;
-    creq.validity_days = c->validity_days == SCEP_UNSET
-                         ? DEFAULT_VALIDITY_DAYS : c->validity_days;
-    rv = c->provider->enroll(c->provider_inst, &creq, &reply, r->pool);
-    if (rv != APR_SUCCESS && reply.status == SCEP_CA_ISSUED) {
-        reply.status = SCEP_CA_ERROR;
-    }
-    if (reply.status == SCEP_CA_ISSUED
-        && (reply.certs == NULL || sk_X509_num(reply.certs) == 0)) {
-        reply.status = SCEP_CA_ERROR;
-        reply.reason = "returned no certificate";
-    }
-
-    switch (reply.status) {
-    case SCEP_CA_ISSUED:
-        serial = scep_serial_str(X509_get0_serialNumber(
-                                     sk_X509_value(reply.certs, 0)), r->pool);
-        if (db && scep_tx_set_issued(db, chreq.settings->endpoint,
-                                     msg->transaction_id,
-                                     certs_b64(reply.certs, r->pool), serial,
-                                     now, &why, r->pool) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00103)
-                          "certificate %s issued for transaction %s but not "
-                          "recorded: %s", serial, msg->transaction_id, why);
-        }
-        if (c->challenge->notify) {
-            c->challenge->notify(c->challenge_inst, &chreq, pw,
-                                 SCEP_OUTCOME_ISSUED);
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00013)
-                      "PKCSReq issued: transaction %s, subject %s, serial %s, "
-                      "CA provider %s, challenge %s, %s/%s",
-                      msg->transaction_id, subject, serial, c->provider_name,
-                      c->challenge_name, OBJ_nid2sn(msg->cipher_nid),
-                      OBJ_nid2sn(msg->digest_nid));
-        return send_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
-                            reply.certs);
-    case SCEP_CA_PENDING:
-        if (c->challenge->notify) {
-            c->challenge->notify(c->challenge_inst, &chreq, pw,
-                                 SCEP_OUTCOME_PENDING);
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00014)
-                      "PKCSReq pending: transaction %s, subject %s",
-                      msg->transaction_id, subject);
-        return send_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL);
-    default:
-        if (db) {
-            scep_tx_delete(db, chreq.settings->endpoint, msg->transaction_id,
-                           &why, r->pool);
-        }
-        if (c->challenge->notify) {
-            c->challenge->notify(c->challenge_inst, &chreq, pw,
-                                 SCEP_OUTCOME_FAILED);
-        }
-        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
-                            apr_psprintf(r->pool, "CA provider %s %s: %s",
-                                         c->provider_name,
-                                         reply.status == SCEP_CA_REJECTED
-                                         ? "rejected the request"
-                                         : "failed",
-                                         reply.reason ? reply.reason : "-"));
-    }
-}
-
 static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
 {
     request_rec *r = rc->r;
@@ -1578,55 +1468,53 @@ static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
     if (is_post) {
         st = read_body(r, limit, &der, &len, &why);
         if (st != OK) {
-            return http_refuse(r, st, why);
+            return scep_glue_refuse(r, st, why);
         }
     }
     else {
         const char *m = query_arg(r, "message");
         apr_size_t mlen;
         if (m == NULL || !*m) {
-            return http_refuse(r, HTTP_BAD_REQUEST,
+            return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                                "PKIOperation: the message parameter is missing");
         }
         mlen = strlen(m);
         if ((apr_off_t)(mlen / 4 * 3) > limit) {
-            return http_refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+            return scep_glue_refuse(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
                                apr_psprintf(r->pool, "PKIOperation message "
                                             "exceeds SCEPMaxRequestSize %"
                                             APR_OFF_T_FMT, limit));
         }
         if (scep_base64_decode(&der, &len, m, mlen, r->pool) != APR_SUCCESS) {
-            return http_refuse(r, HTTP_BAD_REQUEST,
+            return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                                "PKIOperation: the message parameter is not "
                                "base64");
         }
     }
     if (len == 0) {
-        return http_refuse(r, HTTP_BAD_REQUEST, "PKIOperation: empty message");
+        return scep_glue_refuse(r, HTTP_BAD_REQUEST, "PKIOperation: empty message");
     }
     if (scep_msg_decode(&msg, &res, &rc->ep->dctx, der, len, r->pool)
         != APR_SUCCESS) {
-        return http_refuse(r, HTTP_BAD_REQUEST,
+        return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                            apr_pstrcat(r->pool, "PKIOperation: cannot decode "
                                        "the pkiMessage: ", res.why, NULL));
     }
     if (res.fail_info != SCEP_FAIL_NONE) {
-        return send_failure(rc, msg, res.fail_info, "decode", res.why);
+        return scep_glue_failure(rc, msg, res.fail_info, "decode", res.why);
     }
     switch (msg->message_type) {
     case SCEP_MT_PKCSREQ:
-        return handle_pkcsreq(rc, msg);
     case SCEP_MT_RENEWALREQ:
+        return scep_enroll_pkcsreq(rc, msg);
     case SCEP_MT_CERTPOLL:
+        return scep_enroll_certpoll(rc, msg);
     case SCEP_MT_GETCERT:
+        return scep_certs_getcert(rc, msg);
     case SCEP_MT_GETCRL:
-        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
-                            apr_psprintf(r->pool, "%s is not supported by "
-                                         "this endpoint",
-                                         scep_msg_type_name(
-                                             msg->message_type)));
+        return scep_certs_getcrl(rc, msg);
     default:
-        return send_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
+        return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
                             apr_psprintf(r->pool, "unknown or unregistered "
                                          "messageType %d",
                                          msg->message_type));
@@ -1660,7 +1548,7 @@ static int scep_handler(request_rec *r)
     op = query_arg(r, "operation");
     if (op == NULL) {
         if (is_post) {
-            return http_refuse(r, HTTP_BAD_REQUEST,
+            return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                                "POST without operation=PKIOperation");
         }
         return send_info_page(r);
@@ -1669,7 +1557,7 @@ static int scep_handler(request_rec *r)
         return handle_pkioperation(&rc, is_post);
     }
     if (is_post) {
-        return http_refuse(r, HTTP_BAD_REQUEST,
+        return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                            apr_psprintf(r->pool, "operation %s is not a POST",
                                         ap_escape_logitem(r->pool, op)));
     }
@@ -1682,14 +1570,14 @@ static int scep_handler(request_rec *r)
     }
     if (!strcasecmp(op, "GetNextCACert")) {
         if (!rc.ep->nextca) {
-            return http_refuse(r, HTTP_BAD_REQUEST, "GetNextCACert: no next "
+            return scep_glue_refuse(r, HTTP_BAD_REQUEST, "GetNextCACert: no next "
                                "CA certificate is configured "
                                "(SCEPNextCACertificateFile)");
         }
         return send_body(r, "application/x-x509-next-ca-cert", rc.ep->nextca,
                          rc.ep->nextca_len);
     }
-    return http_refuse(r, HTTP_BAD_REQUEST,
+    return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                        apr_psprintf(r->pool, "unknown operation '%s'",
                                     ap_escape_logitem(r->pool, op)));
 }
@@ -1706,6 +1594,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "none",
                          SCEP_CHALLENGE_PROVIDER_VERSION, &scep_challenge_none);
     ap_hook_handler(scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(scep_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);

@@ -25,10 +25,52 @@ CREATE TABLE IF NOT EXISTS scep_transaction (
     transaction_id VARCHAR(255) NOT NULL,
     req_digest     VARCHAR(64)  NOT NULL,         -- SHA-256 of the CSR, hex
     subject        TEXT,
-    state          INTEGER      NOT NULL,         -- 0 pending 1 issued
+    state          INTEGER      NOT NULL,         -- 0 pending 1 issued 2 rejected
     certs          TEXT,                          -- base64 degenerate PKCS#7
     serial         VARCHAR(64),
+    csr            TEXT,                          -- base64 DER, kept while pending
+    profile        VARCHAR(64),
+    requester      VARCHAR(64),
+    decided_by     VARCHAR(255),                  -- admin who approved or rejected
+    reason         TEXT,
     created        BIGINT       NOT NULL,
     updated        BIGINT       NOT NULL,
     PRIMARY KEY (endpoint, transaction_id)
 );
+CREATE INDEX IF NOT EXISTS scep_transaction_state
+    ON scep_transaction (endpoint, state);
+
+-- Every certificate issued through mod_scep (GetCert, renewal checks,
+-- revocation and the CRL of the local CA).
+CREATE TABLE IF NOT EXISTS scep_certificate (
+    issuer_hash    VARCHAR(64)  NOT NULL,         -- SHA-256 of the issuer name DER, hex
+    serial         VARCHAR(64)  NOT NULL,         -- uppercase hex
+    subject        TEXT,
+    not_before     BIGINT       NOT NULL,
+    not_after      BIGINT       NOT NULL,
+    der            TEXT         NOT NULL,         -- base64 DER
+    transaction_id VARCHAR(255),
+    profile        VARCHAR(64),
+    status         INTEGER      NOT NULL DEFAULT 0, -- 0 valid 1 revoked
+    revoked_at     BIGINT,
+    reason         INTEGER,                       -- RFC 5280 CRLReason
+    PRIMARY KEY (issuer_hash, serial)
+);
+CREATE INDEX IF NOT EXISTS scep_certificate_status
+    ON scep_certificate (issuer_hash, status);
+
+-- The current CRL of each issuer, shared by every node.
+CREATE TABLE IF NOT EXISTS scep_crl (
+    issuer_hash    VARCHAR(64)  NOT NULL PRIMARY KEY,
+    crl_number     BIGINT       NOT NULL,
+    this_update    BIGINT       NOT NULL,
+    next_update    BIGINT       NOT NULL,
+    der            TEXT         NOT NULL          -- base64 DER
+);
+
+-- senderNonces seen recently (replay protection).
+CREATE TABLE IF NOT EXISTS scep_nonce (
+    nonce          VARCHAR(32)  NOT NULL PRIMARY KEY, -- hex
+    seen           BIGINT       NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scep_nonce_seen ON scep_nonce (seen);

@@ -43,7 +43,18 @@ typedef struct scep_ca_request_t {
     const char *transaction_id;      /**< SCEP transactionID, printable */
     const char *profile;             /**< profile (template) name, never NULL */
     const char *requester;           /**< client IP address as text, may be NULL */
-    int validity_days;               /**< validity configured for the endpoint */
+    int validity_days;               /**< validity from the profile or endpoint */
+    /* What the profile says the certificate carries.  A provider that
+     * cannot honour them (an external CA with its own templates) may ignore
+     * them; the local CA follows them. */
+    unsigned int key_usage;          /**< KU_* bits (x509v3.h); 0: the CSR's,
+                                      *   bounded to end-entity usages */
+    const char *const *ext_key_usage;/**< dotted OIDs, NULL-terminated; NULL:
+                                      *   the CSR's common ones or clientAuth */
+    int subject_cn_only;             /**< issue with the CSR's CN only */
+    int copy_san;                    /**< copy the CSR's subjectAltName (policy
+                                      *   has checked it) */
+    const char *crl_url;             /**< CRL distribution point, or NULL */
 } scep_ca_request_t;
 
 /** What a provider answers. Allocate everything from the pool passed in. */

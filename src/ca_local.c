@@ -80,7 +80,8 @@ static int add_ext_nconf(X509 *x, X509V3_CTX *ctx, int nid, const char *val)
 
 /* keyUsage: the CSR's request within LOCAL_KU_ALLOWED, else the usual
  * digitalSignature + keyEncipherment. */
-static int add_key_usage(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
+static int add_key_usage(X509 *x, STACK_OF(X509_EXTENSION) *req_exts,
+                         unsigned int want)
 {
     ASN1_BIT_STRING *req_ku = X509V3_get_d2i(req_exts, NID_key_usage, NULL,
                                              NULL);
@@ -88,7 +89,20 @@ static int add_key_usage(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
     static const int bits[] = { 0, 1, 2, 3, 4 };  /* digitalSignature..keyAgreement */
     int i, any = 0, ok;
 
-    for (i = 0; req_ku && i < (int)(sizeof(bits) / sizeof(bits[0])); i++) {
+    if (want) {
+        /* the profile's usages, KU_* bits as x509v3.h numbers them */
+        static const unsigned int kus[] = { KU_DIGITAL_SIGNATURE,
+            KU_NON_REPUDIATION, KU_KEY_ENCIPHERMENT, KU_DATA_ENCIPHERMENT,
+            KU_KEY_AGREEMENT };
+        for (i = 0; i < (int)(sizeof(kus) / sizeof(kus[0])); i++) {
+            if (want & kus[i]) {
+                ASN1_BIT_STRING_set_bit(ku, bits[i], 1);
+                any = 1;
+            }
+        }
+    }
+    for (i = 0; !want && req_ku && i < (int)(sizeof(bits) / sizeof(bits[0]));
+         i++) {
         if (ASN1_BIT_STRING_get_bit(req_ku, bits[i])) {
             ASN1_BIT_STRING_set_bit(ku, bits[i], 1);
             any = 1;
@@ -106,7 +120,8 @@ static int add_key_usage(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
 
 /* extendedKeyUsage: the CSR's request among the common end-entity
  * purposes, else clientAuth. */
-static int add_eku(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
+static int add_eku(X509 *x, STACK_OF(X509_EXTENSION) *req_exts,
+                   const char *const *want)
 {
     static const int allowed[] = { NID_server_auth, NID_client_auth,
                                    NID_email_protect, NID_ipsec_IKE };
@@ -115,6 +130,20 @@ static int add_eku(X509 *x, STACK_OF(X509_EXTENSION) *req_exts)
     EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
     int i, j, ok;
 
+    for (i = 0; want && want[i]; i++) {
+        ASN1_OBJECT *o = OBJ_txt2obj(want[i], 1);
+        if (o) {
+            sk_ASN1_OBJECT_push(eku, o);
+        }
+    }
+    if (want) {
+        ok = sk_ASN1_OBJECT_num(eku) == 0
+             || X509_add1_ext_i2d(x, NID_ext_key_usage, eku, 0,
+                                  X509V3_ADD_DEFAULT) == 1;
+        sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+        sk_ASN1_OBJECT_pop_free(req, ASN1_OBJECT_free);
+        return ok;
+    }
     for (i = 0; req && i < sk_ASN1_OBJECT_num(req); i++) {
         int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(req, i));
         for (j = 0; j < (int)(sizeof(allowed) / sizeof(allowed[0])); j++) {
@@ -158,8 +187,22 @@ static apr_status_t local_enroll(void *instance, const scep_ca_request_t *req,
         || !BN_rand(bn, 159, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)
         || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))
         || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca))
-        || !X509_set_subject_name(x, X509_REQ_get_subject_name(req->csr))
         || !X509_set_pubkey(x, X509_REQ_get0_pubkey(req->csr))) {
+        goto fail;
+    }
+    if (req->subject_cn_only) {
+        X509_NAME *in = X509_REQ_get_subject_name(req->csr);
+        X509_NAME *cn = X509_NAME_new();
+        int k = X509_NAME_get_index_by_NID(in, NID_commonName, -1);
+        if (cn == NULL || (k >= 0 && !X509_NAME_add_entry(
+                               cn, X509_NAME_get_entry(in, k), -1, 0))
+            || !X509_set_subject_name(x, cn)) {
+            X509_NAME_free(cn);
+            goto fail;
+        }
+        X509_NAME_free(cn);
+    }
+    else if (!X509_set_subject_name(x, X509_REQ_get_subject_name(req->csr))) {
         goto fail;
     }
     /* a few minutes back for clocks that run late; never past the CA */
@@ -177,11 +220,16 @@ static apr_status_t local_enroll(void *instance, const scep_ca_request_t *req,
     if (!add_ext_nconf(x, &v3, NID_basic_constraints, "critical,CA:FALSE")
         || !add_ext_nconf(x, &v3, NID_subject_key_identifier, "hash")
         || !add_ext_nconf(x, &v3, NID_authority_key_identifier, "keyid")
-        || !add_key_usage(x, req_exts)
-        || !add_eku(x, req_exts)) {
+        || !add_key_usage(x, req_exts, req->key_usage)
+        || !add_eku(x, req_exts, req->ext_key_usage)
+        || (req->crl_url
+            && !add_ext_nconf(x, &v3, NID_crl_distribution_points,
+                              apr_pstrcat(p, "URI:", req->crl_url, NULL)))) {
         goto fail;
     }
-    idx = X509v3_get_ext_by_NID(req_exts, NID_subject_alt_name, -1);
+    idx = req->copy_san ? X509v3_get_ext_by_NID(req_exts, NID_subject_alt_name,
+                                                -1)
+                        : -1;
     if (idx >= 0) {
         san = X509v3_get_ext(req_exts, idx);
         if (!X509_add_ext(x, san, -1)) {

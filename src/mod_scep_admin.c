@@ -323,9 +323,109 @@ static int do_revoke(admin_ctx_t *ac, const char *id)
     return HTTP_SEE_OTHER;
 }
 
+/* Requests waiting for an administrator (manual-approval profiles). */
+static int do_pending(admin_ctx_t *ac)
+{
+    request_rec *r = ac->r;
+    apr_array_header_t *rows;
+    scep_db_t *db;
+    const char *why = NULL, *out;
+    const char *pool = ac->conf->pw_pool ? ac->conf->pw_pool
+                                         : SCEP_DEFAULT_PW_POOL;
+    int i;
+
+    if (!scep_glue_store_on(ac->conf) || (db = scep_glue_db(r)) == NULL) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (scep_tx_list_pending(db, pool, &rows, &why, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00121)
+                      "admin page: cannot list pending requests: %s", why);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    out = ac->json ? "{\"pending\": [" :
+        "<H3>Requests waiting for approval</H3>\r\n"
+        "<Table Border=1 CellPadding=4 ID=pending><TR><TH>Transaction</TH>"
+        "<TH>Subject</TH><TH>Profile</TH><TH>From</TH><TH>Received</TH>"
+        "<TH></TH></TR>\r\n";
+    for (i = 0; i < rows->nelts; i++) {
+        scep_tx_row_t *tx = APR_ARRAY_IDX(rows, i, scep_tx_row_t *);
+        const char *when = rfc3339(apr_time_from_sec(tx->created), r->pool);
+        if (ac->json) {
+            out = apr_psprintf(r->pool, "%s%s{\"transaction_id\": %s, "
+                               "\"subject\": %s, \"profile\": %s, "
+                               "\"requester\": %s, \"received\": %s}", out,
+                               i ? ", " : "",
+                               scep_json_str(tx->transaction_id, r->pool),
+                               scep_json_str(tx->subject, r->pool),
+                               scep_json_str(tx->profile, r->pool),
+                               scep_json_str(tx->requester, r->pool),
+                               scep_json_str(when, r->pool));
+        }
+        else {
+            const char *q = ap_escape_uri(r->pool, tx->transaction_id);
+            out = apr_psprintf(r->pool, "%s<TR><TD>%s</TD><TD>%s</TD>"
+                               "<TD>%s</TD><TD>%s</TD><TD>%s</TD><TD>"
+                               "<Form Method=POST Action=\"?approve=%s\" "
+                               "Style=\"display:inline\"><Input Type=submit "
+                               "Name=approve-button Value=\"Approve\"></Form> "
+                               "<Form Method=POST Action=\"?reject=%s\" "
+                               "Style=\"display:inline\"><Input Type=submit "
+                               "Name=reject-button Value=\"Reject\"></Form>"
+                               "</TD></TR>\r\n", out,
+                               ap_escape_html(r->pool, tx->transaction_id),
+                               ap_escape_html(r->pool, tx->subject
+                                                       ? tx->subject : ""),
+                               ap_escape_html(r->pool, tx->profile
+                                                       ? tx->profile : ""),
+                               ap_escape_html(r->pool, tx->requester
+                                                       ? tx->requester : ""),
+                               when, q, q);
+        }
+    }
+    if (ac->json) {
+        return send_json(ac, HTTP_OK, apr_pstrcat(r->pool, out, "]}", NULL));
+    }
+    return send_page(ac, apr_pstrcat(r->pool, out, "</Table>\r\n",
+                                     rows->nelts ? "" : "<P ID=none> No "
+                                     "request is waiting. </P>\r\n", NULL));
+}
+
+static int do_decide(admin_ctx_t *ac, const char *tid, int approve,
+                     const char *reason)
+{
+    request_rec *r = ac->r;
+    const char *why = NULL;
+    int st = scep_enroll_decide(r, ac->conf, tid, approve, reason, &why);
+
+    if (ac->json) {
+        if (st == HTTP_OK) {
+            return send_json(ac, st, apr_psprintf(r->pool,
+                             "{\"transaction_id\": %s, \"decision\": \"%s\"%s%s}",
+                             scep_json_str(tid, r->pool),
+                             approve ? "approved" : "rejected",
+                             approve ? ", \"serial\": " : "",
+                             approve ? scep_json_str(why, r->pool) : ""));
+        }
+        return send_json(ac, st, apr_psprintf(r->pool, "{\"error\": %s}",
+                                              scep_json_str(why, r->pool)));
+    }
+    if (st != HTTP_OK) {
+        if (why) {
+            apr_table_setn(r->notes, "error-notes",
+                           ap_escape_html(r->pool, why));
+        }
+        return st;
+    }
+    apr_table_setn(r->headers_out, "Location",
+                   ap_construct_url(r->pool, apr_pstrcat(r->pool, r->uri,
+                                                          "?pending", NULL),
+                                    r));
+    return HTTP_SEE_OTHER;
+}
+
 /* Binding from a JSON body (POST) or the query string. */
 static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
-                        const char **revoke)
+                        apr_table_t **params)
 {
     request_rec *r = ac->r;
     apr_table_t *t = NULL;
@@ -371,7 +471,7 @@ static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
     bind->cn = apr_table_get(t, "cn");
     bind->san = apr_table_get(t, "san");
     bind->profile = apr_table_get(t, "profile");
-    *revoke = apr_table_get(t, "revoke");
+    *params = t;
     return OK;
 }
 
@@ -379,7 +479,8 @@ int scep_admin_handler(request_rec *r)
 {
     admin_ctx_t ac;
     scep_challenge_binding_t bind;
-    const char *revoke = NULL;
+    apr_table_t *params = NULL;
+    const char *revoke, *approve, *reject;
     apr_size_t ulen;
     int rc, i;
 
@@ -441,8 +542,27 @@ int scep_admin_handler(request_rec *r)
         }
     }
 
-    if ((rc = read_binding(&ac, &bind, &revoke)) != OK) {
+    /* certificates: list, revoke */
+    if ((rc = scep_certs_admin(r, ac.conf, ac.json)) != DECLINED) {
         return rc;
+    }
+    if ((rc = read_binding(&ac, &bind, &params)) != OK) {
+        return rc;
+    }
+    revoke = apr_table_get(params, "revoke");
+    approve = apr_table_get(params, "approve");
+    reject = apr_table_get(params, "reject");
+    if (approve || reject) {
+        if (r->method_number != M_POST) {
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+        return do_decide(&ac, approve ? approve : reject, approve != NULL,
+                         apr_table_get(params, "reason"));
+    }
+    if (r->args && (!strcmp(r->args, "pending")
+                    || ap_strstr_c(r->args, "pending=")
+                    || !strncmp(r->args, "pending&", 8))) {
+        return do_pending(&ac);
     }
     if (revoke) {
         if (r->method_number != M_POST) {

@@ -47,6 +47,11 @@ typedef struct scep_dir_conf_t {
     int admin_utf8;              /* SCEPAdminEncoding UTF-8 (1) / UTF-16LE */
     int admin_anonymous;         /* SCEPAdminAllowAnonymous */
     apr_array_header_t *admin_users; /* SCEPAdminEnrollUsers, NULL: anyone */
+    apr_hash_t *profiles;        /* SCEPProfile: name -> scep_profile_t* */
+    const char *templates[3];    /* SCEP*Template: scep_purpose_e -> name */
+    const char *crl_url;         /* SCEPCRLURL: CRL distribution point */
+    int crl_validity;            /* SCEPCRLValidity, hours */
+    int replay_window;           /* SCEPReplayWindow, seconds (0: off) */
     int ciphers;
     int digests;
     apr_off_t max_request;
@@ -87,6 +92,52 @@ int scep_glue_store_on(const scep_dir_conf_t *c);
 /** The request's database connection from mod_dbd (baton: request_rec),
  *  NULL when there is none; logged once per request. */
 scep_db_t *scep_glue_db(void *baton);
+
+/** One SCEP request being answered. */
+typedef struct scep_req_ctx_t {
+    request_rec *r;
+    const scep_dir_conf_t *conf;
+    scep_endpoint_t *ep;
+} scep_req_ctx_t;
+
+/** HTTP error with a one-line text/plain reason, logged (returns OK). */
+int scep_glue_refuse(request_rec *r, int status, const char *why);
+
+/** Send a CertRep answering @a msg: SUCCESS with @a certs (or a CRL in
+ *  msg-independent form via scep_glue_certrep_crl), PENDING or FAILURE. */
+int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                      int status, int fail_info, STACK_OF(X509) *certs);
+
+/** CertRep FAILURE, logged with the rule that refused. */
+int scep_glue_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                      int fail_info, const char *rule, const char *why);
+
+/** CertRep SUCCESS carrying a CRL (GetCRL). */
+int scep_glue_certrep_crl(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                          const unsigned char *der, apr_size_t len);
+
+/* ---- src/mod_scep_enroll.c: PKCSReq, RenewalReq, CertPoll ---- */
+int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg);
+int scep_enroll_certpoll(scep_req_ctx_t *rc, scep_msg_t *msg);
+/** Approve (issue now) or reject a request waiting for an administrator;
+ *  HTTP status for the admin page, *why for its message. */
+int scep_enroll_decide(request_rec *r, const scep_dir_conf_t *c,
+                       const char *tid, int approve, const char *reason,
+                       const char **why);
+
+/* ---- src/mod_scep_certs.c: GetCert, GetCRL, CRL over HTTP, revocation ---- */
+int scep_certs_getcert(scep_req_ctx_t *rc, scep_msg_t *msg);
+int scep_certs_getcrl(scep_req_ctx_t *rc, scep_msg_t *msg);
+/** Record certificates just issued (the first of @a certs). */
+void scep_certs_issued(request_rec *r, const scep_dir_conf_t *c,
+                       STACK_OF(X509) *certs, const char *tid,
+                       const char *profile);
+/** The "scep-crl" handler: the CRL over plain HTTP (DER, application/pkix-crl). */
+int scep_crl_handler(request_rec *r);
+/** Admin page actions on certificates: GET ?certs lists, POST
+ *  ?revoke-cert=SERIAL[&reason=N] revokes.  DECLINED when the request is
+ *  not one of these. */
+int scep_certs_admin(request_rec *r, const scep_dir_conf_t *c, int json);
 
 /** The "scep-admin" handler. */
 int scep_admin_handler(request_rec *r);

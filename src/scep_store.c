@@ -41,20 +41,47 @@ const scep_store_stmt_t scep_store_statements[] = {
       "UPDATE scep_password SET state = 3 "
       "WHERE id = %s AND endpoint = %s AND state = 0" },
     { "scep_tx_get",
-      "SELECT req_digest, state, certs, serial, created FROM scep_transaction "
+      "SELECT req_digest, state, certs, serial, created, csr, profile, "
+      "subject, requester, reason, transaction_id FROM scep_transaction "
       "WHERE endpoint = %s AND transaction_id = %s" },
     { "scep_tx_claim",
       "INSERT INTO scep_transaction (endpoint, transaction_id, req_digest, "
-      "subject, state, created, updated) VALUES (%s, %s, %s, %s, 0, %s, %s)" },
+      "subject, state, created, updated, csr, profile, requester) "
+      "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)" },
+    { "scep_tx_pending",
+      "SELECT req_digest, state, certs, serial, created, csr, profile, "
+      "subject, requester, reason, transaction_id FROM scep_transaction "
+      "WHERE endpoint = %s AND state = 0 AND csr IS NOT NULL "
+      "ORDER BY created, transaction_id" },
+    { "scep_tx_reject",
+      "UPDATE scep_transaction SET state = 2, reason = %s, decided_by = %s, "
+      "csr = NULL, updated = %s "
+      "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
+    { "scep_tx_decider",
+      "UPDATE scep_transaction SET decided_by = %s, csr = NULL "
+      "WHERE endpoint = %s AND transaction_id = %s" },
+    { "scep_nonce_add",
+      "INSERT INTO scep_nonce (nonce, seen) VALUES (%s, %s)" },
+    { "scep_nonce_get",
+      "SELECT seen FROM scep_nonce WHERE nonce = %s" },
+    { "scep_nonce_purge",
+      "DELETE FROM scep_nonce WHERE seen < %s" },
     { "scep_tx_issued",
       "UPDATE scep_transaction SET state = 1, certs = %s, serial = %s, "
       "updated = %s WHERE endpoint = %s AND transaction_id = %s" },
+    { "scep_tx_forget",
+      "DELETE FROM scep_transaction "
+      "WHERE endpoint = %s AND transaction_id = %s AND state = 1 "
+      "AND serial = %s" },
     { "scep_tx_delete",
       "DELETE FROM scep_transaction "
       "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
     { "scep_check",
       "SELECT (SELECT COUNT(*) FROM scep_password WHERE 1 = 0) + "
-      "(SELECT COUNT(*) FROM scep_transaction WHERE 1 = 0)" },
+      "(SELECT COUNT(*) FROM scep_transaction WHERE 1 = 0) + "
+      "(SELECT COUNT(*) FROM scep_certificate WHERE 1 = 0) + "
+      "(SELECT COUNT(*) FROM scep_crl WHERE 1 = 0) + "
+      "(SELECT COUNT(*) FROM scep_nonce WHERE 1 = 0)" },
     { NULL, NULL }
 };
 
@@ -291,6 +318,24 @@ apr_status_t scep_pw_revoke(scep_db_t *db, const char *endpoint,
     return rv;
 }
 
+static scep_tx_row_t *tx_row(const char **v, apr_pool_t *p)
+{
+    scep_tx_row_t *r = apr_pcalloc(p, sizeof(*r));
+
+    r->req_digest = v[0];
+    r->state = (int)to_i64(v[1]);
+    r->certs = nz(v[2]);
+    r->serial = nz(v[3]);
+    r->created = to_i64(v[4]);
+    r->csr = nz(v[5]);
+    r->profile = nz(v[6]);
+    r->subject = nz(v[7]);
+    r->requester = nz(v[8]);
+    r->reason = nz(v[9]);
+    r->transaction_id = v[10];
+    return r;
+}
+
 apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
                          scep_tx_row_t **row, const char **why,
                          apr_pool_t *p)
@@ -304,24 +349,109 @@ apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
     args[1] = tid;
     rv = select_all(db, "scep_tx_get", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS && rows->nelts > 0) {
-        const char **v = APR_ARRAY_IDX(rows, 0, const char **);
-        scep_tx_row_t *r = apr_pcalloc(p, sizeof(*r));
-        r->req_digest = v[0];
-        r->state = (int)to_i64(v[1]);
-        r->certs = nz(v[2]);
-        r->serial = nz(v[3]);
-        r->created = to_i64(v[4]);
-        *row = r;
+        *row = tx_row(APR_ARRAY_IDX(rows, 0, const char **), p);
     }
     return rv;
 }
 
+apr_status_t scep_tx_list_pending(scep_db_t *db, const char *endpoint,
+                                  apr_array_header_t **out, const char **why,
+                                  apr_pool_t *p)
+{
+    const char *args[1];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int i;
+
+    args[0] = endpoint;
+    rv = select_all(db, "scep_tx_pending", &rows, why, p, 1, args);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *out = apr_array_make(p, rows->nelts, sizeof(scep_tx_row_t *));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*out, scep_tx_row_t *) =
+            tx_row(APR_ARRAY_IDX(rows, i, const char **), p);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t scep_tx_reject(scep_db_t *db, const char *endpoint,
+                            const char *tid, const char *reason,
+                            const char *who, apr_int64_t now, int *done,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[5];
+    int n = 0;
+    apr_status_t rv;
+
+    args[0] = reason;
+    args[1] = who;
+    args[2] = i64(now, p);
+    args[3] = endpoint;
+    args[4] = tid;
+    rv = query(db, "scep_tx_reject", &n, why, p, 5, args);
+    *done = rv == APR_SUCCESS && n == 1;
+    return rv;
+}
+
+apr_status_t scep_tx_set_decider(scep_db_t *db, const char *endpoint,
+                                 const char *tid, const char *who,
+                                 const char **why, apr_pool_t *p)
+{
+    const char *args[3];
+
+    args[0] = who;
+    args[1] = endpoint;
+    args[2] = tid;
+    return query(db, "scep_tx_decider", NULL, why, p, 3, args);
+}
+
+apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
+                              apr_int64_t now, apr_int64_t window,
+                              int *replayed, const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+    int n = 0;
+
+    *replayed = 0;
+    args[0] = nonce_hex;
+    args[1] = i64(now, p);
+    rv = query(db, "scep_nonce_add", &n, why, p, 2, args);
+    if (rv == APR_SUCCESS && n == 1) {
+        /* now and then, forget nonces older than the window */
+        if ((now % 64) == 0) {
+            const char *w2 = NULL;
+            args[0] = i64(now - window, p);
+            query(db, "scep_nonce_purge", NULL, &w2, p, 1, args);
+        }
+        return APR_SUCCESS;
+    }
+    /* the insert failed: seen before (primary key), or a real error */
+    if (select_all(db, "scep_nonce_get", &rows, why, p, 1, args)
+        != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (rows->nelts == 0) {
+        return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+    }
+    *why = NULL;
+    if (to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]) >= now - window) {
+        *replayed = 1;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
                            const char *tid, const char *digest,
-                           const char *subject, apr_int64_t now,
-                           int *claimed, const char **why, apr_pool_t *p)
+                           const char *subject, const char *csr_b64,
+                           const char *profile, const char *requester,
+                           apr_int64_t now, int *claimed, const char **why,
+                           apr_pool_t *p)
 {
-    const char *args[6];
+    const char *args[9];
     scep_tx_row_t *row = NULL;
     const char *w2 = NULL;
     int n = 0;
@@ -333,7 +463,10 @@ apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
     args[3] = subject;
     args[4] = i64(now, p);
     args[5] = args[4];
-    rv = query(db, "scep_tx_claim", &n, why, p, 6, args);
+    args[6] = csr_b64;
+    args[7] = profile;
+    args[8] = requester;
+    rv = query(db, "scep_tx_claim", &n, why, p, 9, args);
     *claimed = rv == APR_SUCCESS && n == 1;
     if (rv != APR_SUCCESS
         && scep_tx_get(db, endpoint, tid, &row, &w2, p) == APR_SUCCESS
@@ -369,6 +502,18 @@ apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
     args[0] = endpoint;
     args[1] = tid;
     return query(db, "scep_tx_delete", NULL, why, p, 2, args);
+}
+
+apr_status_t scep_tx_forget_issued(scep_db_t *db, const char *endpoint,
+                                   const char *tid, const char *serial,
+                                   const char **why, apr_pool_t *p)
+{
+    const char *args[3];
+
+    args[0] = endpoint;
+    args[1] = tid;
+    args[2] = serial;
+    return query(db, "scep_tx_forget", NULL, why, p, 3, args);
 }
 
 apr_status_t scep_store_check(scep_db_t *db, const char **why,

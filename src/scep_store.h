@@ -85,24 +85,56 @@ apr_status_t scep_pw_revoke(scep_db_t *db, const char *endpoint,
 /* transaction states */
 #define SCEP_TX_PENDING   0
 #define SCEP_TX_ISSUED    1
+#define SCEP_TX_REJECTED  2
 
 typedef struct {
+    const char *transaction_id;
     const char *req_digest;  /* hex SHA-256 of the CSR DER */
     int state;
     const char *certs;       /* ISSUED: base64 DER of a degenerate PKCS#7 */
     const char *serial;
     apr_int64_t created;
+    const char *csr;         /* PENDING (manual approval): base64 DER CSR */
+    const char *profile;
+    const char *subject;
+    const char *requester;
+    const char *reason;      /* REJECTED: why */
 } scep_tx_row_t;
 
 apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
                          scep_tx_row_t **row, const char **why,
                          apr_pool_t *p);
 
-/** Insert a PENDING row; *claimed 0 when the transactionID exists. */
+/** Insert a PENDING row; *claimed 0 when the transactionID exists.
+ *  @a csr_b64 is kept only for requests that wait for approval (else NULL). */
 apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
                            const char *tid, const char *digest,
-                           const char *subject, apr_int64_t now,
-                           int *claimed, const char **why, apr_pool_t *p);
+                           const char *subject, const char *csr_b64,
+                           const char *profile, const char *requester,
+                           apr_int64_t now, int *claimed, const char **why,
+                           apr_pool_t *p);
+
+/** Requests waiting for an administrator, oldest first. */
+apr_status_t scep_tx_list_pending(scep_db_t *db, const char *endpoint,
+                                  apr_array_header_t **rows, const char **why,
+                                  apr_pool_t *p);
+
+/** Reject a pending request; *done 1 when it was pending. */
+apr_status_t scep_tx_reject(scep_db_t *db, const char *endpoint,
+                            const char *tid, const char *reason,
+                            const char *who, apr_int64_t now, int *done,
+                            const char **why, apr_pool_t *p);
+
+/** Record who approved, and forget the kept CSR. */
+apr_status_t scep_tx_set_decider(scep_db_t *db, const char *endpoint,
+                                 const char *tid, const char *who,
+                                 const char **why, apr_pool_t *p);
+
+/** Remember a senderNonce; *replayed 1 when it was seen within @a window
+ *  seconds. */
+apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
+                              apr_int64_t now, apr_int64_t window,
+                              int *replayed, const char **why, apr_pool_t *p);
 
 apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
                                 const char *tid, const char *certs_b64,
@@ -112,6 +144,13 @@ apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
 apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
                             const char *tid, const char **why,
                             apr_pool_t *p);
+
+/** Forget an ISSUED transaction whose certificate (@a serial) is being
+ *  renewed under the same transactionID (clients that derive it from the
+ *  key, such as micromdm's, reuse it). */
+apr_status_t scep_tx_forget_issued(scep_db_t *db, const char *endpoint,
+                                   const char *tid, const char *serial,
+                                   const char **why, apr_pool_t *p);
 
 /** Does the schema exist (every table readable)? */
 apr_status_t scep_store_check(scep_db_t *db, const char **why,
