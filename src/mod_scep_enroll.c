@@ -215,17 +215,15 @@ static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
 
 /* ---- renewal ---------------------------------------------------------- */
 
-/* May @a msg renew the certificate it is signed with?  NULL if so, else
- * why not, with the rule in *rule. */
-static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
-                                 const scep_profile_t *prof, scep_db_t *db,
-                                 const char **rule)
+/* Was the message signed with a certificate our CA issued and that is
+ * valid now?  NULL if so, else why not, with the rule in *rule. */
+static const char *check_signer_ours(scep_req_ctx_t *rc, scep_msg_t *msg,
+                                     const char **rule)
 {
     request_rec *r = rc->r;
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *chain = rc->ep->chain;
-    const char *why = NULL;
     int i, ok, err = 0;
 
     for (i = 0; store && i < sk_X509_num(chain); i++) {
@@ -257,6 +255,21 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
                             scep_name_str(X509_get_issuer_name(msg->signer),
                                           r->pool),
                             X509_verify_cert_error_string(err));
+    }
+    return NULL;
+}
+
+/* May @a msg renew the certificate it is signed with?  NULL if so, else
+ * why not, with the rule in *rule. */
+static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
+                                 const scep_profile_t *prof, scep_db_t *db,
+                                 const char **rule)
+{
+    request_rec *r = rc->r;
+    const char *why;
+
+    if ((why = check_signer_ours(rc, msg, rule)) != NULL) {
+        return why;
     }
     if (!prof->allow_renewal) {
         *rule = "renewal-profile";
@@ -321,6 +334,13 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     renewal = msg->message_type == SCEP_MT_RENEWALREQ
               || !EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
                               X509_REQ_get0_pubkey(msg->csr));
+
+    /* Who signed: the CSR's own key (an initial request, the password
+     * decides) or a certificate of ours (a renewal).  Anything else is
+     * refused before any answer, a retry's included. */
+    if (renewal && (why = check_signer_ours(rc, msg, &rule)) != NULL) {
+        return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, rule, why);
+    }
 
     /* A transaction answered before gets the same answer again. */
     if (scep_glue_store_on(c)) {
