@@ -24,6 +24,11 @@ our @EXPORT = qw(
     NDES_URL
 );
 
+# die by exit() on a signal so that END blocks and File::Temp clean up
+for my $sig (qw(INT TERM HUP PIPE)) {
+    $SIG{$sig} = sub { exit 128 + 2 } if !$SIG{$sig} || $SIG{$sig} eq 'DEFAULT';
+}
+
 use constant NDES_PATH => '/certsrv/mscep/mscep.dll';
 
 my $TOP;
@@ -62,7 +67,8 @@ sub port {
 
 sub base_url { "http://127.0.0.1:" . port() }
 
-sub NDES_URL { base_url() . NDES_PATH }
+# SCEP_TEST_NDES_URL points the interop tests elsewhere (debugging only)
+sub NDES_URL { $ENV{SCEP_TEST_NDES_URL} || base_url() . NDES_PATH }
 
 sub challenge {
     my $pw = slurp(pki('challenge'));
@@ -229,14 +235,24 @@ sub _q {
     return "'$s'";
 }
 
+# one scratch directory per test process for run_cmd's output files
+my ($SCRATCH, $SCRATCH_PID);
+sub _scratch {
+    if (!$SCRATCH || $SCRATCH_PID != $$) {
+        $SCRATCH = File::Temp::tempdir('scep-cmd-XXXXXX', TMPDIR => 1,
+                                       CLEANUP => 1);
+        $SCRATCH_PID = $$;
+    }
+    return $SCRATCH;
+}
+
 # run_cmd(\@argv, timeout => 120, stdin => FILE, env => {K => V})
 # Runs under timeout(1) (SIGKILL 5 s after the TERM).  Returns a hash:
 # rc (exit status, 124 = timed out, -1 = could not run), out, err, cmd.
 sub run_cmd {
     my ($argv, %o) = @_;
     my $timeout = $o{timeout} // 120;
-    my $dir = File::Temp::tempdir('scep-cmd-XXXXXX', TMPDIR => 1,
-                                  CLEANUP => 1);
+    my $dir = _scratch();
     my $cmd = join ' ', map { _q($_) } @$argv;
     my $full = "timeout -k 5 $timeout $cmd"
              . ' <' . ($o{stdin} ? _q($o{stdin}) : '/dev/null')

@@ -1,0 +1,127 @@
+#!/bin/sh
+# t/run-tests.sh APXS -- the whole mod_scep test suite (what "make test" runs).
+#
+#  1. a fresh test PKI in t/pki (tools/mkpki.sh) plus a "next CA" for
+#     GetNextCACert;
+#  2. t/TEST from t/TEST.PL (Apache::Test, remembers -apxs), then
+#     "t/TEST -start-httpd": httpd with build/mod_scep.so and t/conf/extra.conf;
+#  3. ONE prove over the C unit tests (build/t/test_*) and t/*.t;
+#  4. "t/TEST -stop-httpd" on every path; the exit status is prove's.
+#
+# Environment: CI=true turns a missing external client into a failure (not a
+# skip); SCEP_TEST_VERBOSE=1 shows every external command; SCEP_TEST_KEEP=1
+# keeps the temporary directories; PROVE_FLAGS adds prove options (-v).
+
+set -u
+
+apxs=${1:-}
+if [ -z "$apxs" ]; then
+    apxs=$(command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+fi
+
+cd "$(dirname "$0")/.." || exit 1
+top=$(pwd)
+
+die() {
+    echo "run-tests: $*" >&2
+    exit 1
+}
+
+[ -x "$apxs" ] || die "apxs not found ($apxs): apt-get install apache2-dev"
+[ -f build/mod_scep.so ] || die "build/mod_scep.so is missing: run make build"
+[ -f tools/mkpki.sh ] || die "tools/mkpki.sh is missing"
+command -v prove >/dev/null 2>&1 || die "prove not found (perl)"
+perl -MApache::TestRun -e 1 2>/dev/null ||
+    die "Apache::Test not found: apt-get install libapache2-mod-perl2"
+
+# ---- 1. the test PKI ------------------------------------------------------
+rm -rf t/pki
+sh tools/mkpki.sh t/pki >t/mkpki.log 2>&1 || {
+    cat t/mkpki.log >&2
+    die "tools/mkpki.sh t/pki failed"
+}
+rm -f t/mkpki.log
+for f in ca.pem ca.key ra-enc.pem ra-enc.key ra-sign.pem ra-sign.key \
+         ra-both.pem ra-both.key challenge; do
+    [ -s "t/pki/$f" ] || die "tools/mkpki.sh did not make t/pki/$f"
+done
+
+# The next CA certificate (CA rollover, GetNextCACert on /scep-next): a new
+# self-signed root.
+(
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+        -keyout t/pki/next-ca.key -out t/pki/next-ca.pem \
+        -subj "/CN=mod_scep Test Next Root CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" >/dev/null 2>&1
+) || die "cannot make t/pki/next-ca.pem"
+chmod 644 t/pki/next-ca.pem
+
+# ---- 2. Apache::Test: t/TEST, configuration, httpd -------------------------
+stop_httpd() {
+    if [ -x t/TEST ]; then
+        t/TEST -stop-httpd >>t/logs/stop.log 2>&1 || true
+    fi
+}
+
+mkdir -p t/logs
+rm -f t/TEST
+perl -MApache::TestMM -e \
+    'Apache::TestMM::filter_args(); Apache::TestMM::generate_script("t/TEST")' \
+    -- -apxs "$apxs" >t/logs/configure.log 2>&1 || {
+    cat t/logs/configure.log >&2
+    die "cannot generate t/TEST from t/TEST.PL"
+}
+
+# An httpd left over from an interrupted run would answer with the old
+# configuration and keys.
+t/TEST -stop-httpd >/dev/null 2>&1 || true
+t/TEST -clean >>t/logs/configure.log 2>&1 || true
+mkdir -p t/logs
+rm -f t/logs/error_log t/logs/access_log t/logs/start.log t/logs/stop.log
+
+# 8529 unless that port is taken (another run, another service)
+APACHE_TEST_PORT=${APACHE_TEST_PORT:-select}
+export APACHE_TEST_PORT
+
+trap stop_httpd EXIT
+trap 'exit 130' HUP INT TERM
+
+if ! t/TEST -start-httpd >t/logs/start.log 2>&1; then
+    cat t/logs/start.log >&2
+    echo "run-tests: httpd did not start; t/logs/error_log:" >&2
+    cat t/logs/error_log >&2 2>/dev/null
+    exit 1
+fi
+
+port=$(perl -MApache::Test -e 'print Apache::Test::vars("port")' 2>/dev/null)
+[ -n "$port" ] || die "cannot read the server port from t/conf/apache_test_config.pm"
+export SCEP_TEST_PORT="$port"
+
+if ! grep -q 'resuming normal operations' t/logs/error_log 2>/dev/null; then
+    cat t/logs/start.log >&2
+    echo "run-tests: httpd is not running; t/logs/error_log:" >&2
+    cat t/logs/error_log >&2 2>/dev/null
+    exit 1
+fi
+
+# ---- 3. one prove -----------------------------------------------------------
+set --
+for f in build/t/test_*; do
+    [ -f "$f" ] && [ -x "$f" ] && set -- "$@" "$f"
+done
+for f in t/*.t; do
+    [ -f "$f" ] && set -- "$@" "$f"
+done
+
+echo "run-tests: httpd on 127.0.0.1:$port; prove over $# test files"
+# shellcheck disable=SC2086
+prove -I t/lib ${PROVE_FLAGS:-} "$@"
+rc=$?
+
+# ---- 4. stop (quietly: prove's summary stays the last thing printed) --------
+trap - EXIT
+stop_httpd
+exit $rc
