@@ -57,7 +57,6 @@
 /* Process-wide state, rebuilt on every configuration (re)load. */
 typedef struct {
     apr_pool_t *pool;                 /* pconf */
-    apr_array_header_t *confs;        /* every scep_dir_conf_t created */
     apr_hash_t *endpoints;            /* key: the inputs' pointers */
     apr_thread_mutex_t *mutex;
     int legacy;                       /* SCEPLegacyProvider */
@@ -85,9 +84,6 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->digests = SCEP_UNSET;
     c->max_request = SCEP_UNSET;
     c->context = dir ? apr_pstrdup(p, dir) : "server config";
-    if (global && global->confs) {
-        APR_ARRAY_PUSH(global->confs, scep_dir_conf_t *) = c;
-    }
     return c;
 }
 
@@ -952,7 +948,6 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     global = apr_pcalloc(pconf, sizeof(*global));
     global->pool = pconf;
-    global->confs = apr_array_make(pconf, 8, sizeof(scep_dir_conf_t *));
     global->endpoints = apr_hash_make(pconf);
     global->dbd_prepared = apr_hash_make(pconf);
     apr_pool_cleanup_register(pconf, NULL, global_cleanup,
@@ -1029,35 +1024,105 @@ static const char *check_store(server_rec *s, apr_pool_t *p)
     return why;
 }
 
-/* The challenge and store settings of every section. */
-static int check_challenges(apr_pool_t *ptemp, server_rec *s)
+static int check_endpoint(server_rec *s, const char *where,
+                          const scep_dir_conf_t *c, apr_pool_t *ptemp)
 {
-    apr_hash_t *checked = apr_hash_make(ptemp);
-    server_rec *vs;
-    int i;
+    scep_endpoint_t *ep = endpoint_get(c, ptemp);
+    int k;
 
-    for (i = 0; i < global->confs->nelts; i++) {
-        scep_dir_conf_t *c = APR_ARRAY_IDX(global->confs, i,
-                                           scep_dir_conf_t *);
-        if (c->challenge == &scep_challenge_otp && c->pw_key == NULL) {
-            /* the key may come from the server level: checked per request
-             * otherwise; here only sections that cannot inherit one */
-            int found = 0;
-            for (vs = s; vs && !found; vs = vs->next) {
-                scep_dir_conf_t *dc = ap_get_module_config(vs->lookup_defaults,
-                                                           &scep_module);
-                found = dc && dc->pw_key;
-            }
-            if (!found) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00009)
-                             "SCEPChallenge otp in <%s> needs "
-                             "SCEPPasswordKeyFile (a secret file: "
-                             "openssl rand -hex 32 > key; chmod 600 key)",
-                             c->context);
-                return HTTP_INTERNAL_SERVER_ERROR;
+    if (ep->error) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00005)
+                     "SCEP endpoint <%s>: %s", where, ep->error);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (k = 0; k < SCEP_PURPOSE_COUNT; k++) {
+        const char *t = c->templates[k];
+        if (t && strcmp(t, "IPSECIntermediateOffline")
+            && !(c->profiles
+                 && apr_hash_get(c->profiles, t, APR_HASH_KEY_STRING))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00025)
+                         "SCEP endpoint <%s>: template profile '%s' is not "
+                         "defined (SCEPProfile %s ...)", where, t, t);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (c->challenge == &scep_challenge_none) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00006)
+                     "SCEP endpoint <%s>: SCEPChallenge none: anyone who can "
+                     "reach it gets a certificate", where);
+    }
+    else if (c->challenge == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00008)
+                     "SCEP endpoint <%s>: no SCEPChallenge: every enrollment "
+                     "is refused", where);
+    }
+    warn_expiry(s, ep->enc->cert, "RA certificate", ptemp);
+    if (ep->sign != ep->enc) {
+        warn_expiry(s, ep->sign->cert, "RA certificate", ptemp);
+    }
+    warn_expiry(s, sk_X509_value(c->ca_chain, 0), "CA certificate", ptemp);
+    return OK;
+}
+
+/* Check every section that configures an endpoint (a CA provider or RA
+ * certificates), merged with its server's defaults as a request would see
+ * it, and prepare the endpoints (built once here, before the children are
+ * forked).  SetHandler's value cannot be read from a module, hence "what it
+ * configures" rather than "what handler it sets". */
+static int check_sections(apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *vs;
+    int i, k, rc;
+
+    for (vs = s; vs; vs = vs->next) {
+        core_server_config *sc = ap_get_core_module_config(vs->module_config);
+        apr_array_header_t *lists[3];
+
+        lists[0] = sc->sec_url;
+        lists[1] = sc->sec_dir;
+        lists[2] = NULL;   /* the server's own defaults */
+        for (k = 0; k < 3; k++) {
+            int n = lists[k] ? lists[k]->nelts : 1;
+            for (i = 0; i < n; i++) {
+                ap_conf_vector_t *sec = lists[k]
+                    ? ((ap_conf_vector_t **)lists[k]->elts)[i] : NULL;
+                core_dir_config *cd = sec ? ap_get_core_module_config(sec)
+                                          : NULL;
+                const char *where = cd && cd->d ? cd->d : "server config";
+                ap_conf_vector_t *merged = sec
+                    ? ap_merge_per_dir_configs(ptemp, vs->lookup_defaults,
+                                               sec)
+                    : vs->lookup_defaults;
+                scep_dir_conf_t *c = ap_get_module_config(merged,
+                                                          &scep_module);
+
+                if (c == NULL) {
+                    continue;
+                }
+                if (c->ca_chain && (c->provider || c->ra_enc || c->ra_sign)
+                    && (rc = check_endpoint(vs, where, c, ptemp)) != OK) {
+                    return rc;
+                }
+                if (c->challenge == &scep_challenge_otp && c->pw_key == NULL) {
+                    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs,
+                                 SCEP_LOGNO(00009) "SCEPChallenge otp in <%s> "
+                                 "needs SCEPPasswordKeyFile (a secret file: "
+                                 "openssl rand -hex 32 > key; chmod 600 key)",
+                                 where);
+                    return HTTP_INTERNAL_SERVER_ERROR;
+                }
             }
         }
     }
+    return OK;
+}
+
+/* The store of every server that uses it. */
+static int check_stores(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_hash_t *checked = apr_hash_make(ptemp);
+    server_rec *vs;
+
     for (vs = s; vs; vs = vs->next) {
         const char *why;
         if (!apr_hash_get(global->dbd_prepared, &vs, sizeof(server_rec *))
@@ -1071,67 +1136,6 @@ static int check_challenges(apr_pool_t *ptemp, server_rec *s)
                          "SCEP store: %s", why);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-    }
-    return OK;
-}
-
-/* Check every section that names a CA, and prepare its endpoint. */
-static int check_endpoints(apr_pool_t *pconf, apr_pool_t *ptemp,
-                           server_rec *s)
-{
-    server_rec *vs;
-    int i, k;
-
-    /* The servers' own per-directory defaults were created before
-     * pre_config: add them to the list of sections to check. */
-    for (vs = s; vs; vs = vs->next) {
-        scep_dir_conf_t *dc = ap_get_module_config(vs->lookup_defaults,
-                                                   &scep_module);
-        if (dc) {
-            APR_ARRAY_PUSH(global->confs, scep_dir_conf_t *) = dc;
-        }
-    }
-    for (i = 0; i < global->confs->nelts; i++) {
-        scep_dir_conf_t *c = APR_ARRAY_IDX(global->confs, i,
-                                           scep_dir_conf_t *);
-        scep_endpoint_t *ep;
-
-        if (!c->ca_chain) {
-            continue;   /* inherits; checked when first used */
-        }
-        ep = endpoint_get(c, ptemp);
-        if (ep->error) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00005)
-                         "SCEP endpoint <%s>: %s", c->context, ep->error);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        for (k = 0; k < SCEP_PURPOSE_COUNT; k++) {
-            const char *t = c->templates[k];
-            if (t && strcmp(t, "IPSECIntermediateOffline")
-                && !(c->profiles
-                     && apr_hash_get(c->profiles, t, APR_HASH_KEY_STRING))) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEP_LOGNO(00025)
-                             "SCEP endpoint <%s>: template profile '%s' is "
-                             "not defined (SCEPProfile %s ...)", c->context,
-                             t, t);
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-        if (c->challenge == &scep_challenge_none) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00006)
-                         "SCEP endpoint <%s>: SCEPChallenge none: anyone who "
-                         "can reach it gets a certificate", c->context);
-        }
-        else if (c->challenge == NULL) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00008)
-                         "SCEP endpoint <%s>: no SCEPChallenge: every "
-                         "enrollment is refused", c->context);
-        }
-        warn_expiry(s, ep->enc->cert, "RA certificate", ptemp);
-        if (ep->sign != ep->enc) {
-            warn_expiry(s, ep->sign->cert, "RA certificate", ptemp);
-        }
-        warn_expiry(s, sk_X509_value(c->ca_chain, 0), "CA certificate", ptemp);
     }
     return OK;
 }
@@ -1163,10 +1167,10 @@ static void scep_test_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_create(&ptemp, pconf);
     rc = load_openssl_providers(s, ptemp);
     if (rc == OK) {
-        rc = check_endpoints(pconf, ptemp, s);
+        rc = check_sections(ptemp, s);
     }
     if (rc == OK) {
-        rc = check_challenges(ptemp, s);
+        rc = check_stores(ptemp, s);
     }
     apr_pool_destroy(ptemp);
     if (rc != OK) {
@@ -1189,8 +1193,8 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 pconf) != APR_SUCCESS) {
         global->mutex = NULL;
     }
-    rc = check_endpoints(pconf, ptemp, s);
-    return rc == OK ? check_challenges(ptemp, s) : rc;
+    rc = check_sections(ptemp, s);
+    return rc == OK ? check_stores(ptemp, s) : rc;
 }
 
 /* ---- the handler ------------------------------------------------------ */

@@ -59,6 +59,36 @@ done
 ) || die "cannot make t/pki/next-ca.pem"
 chmod 644 t/pki/next-ca.pem
 
+# The SQL store (a fresh SQLite database), the key of the stored password
+# hashes, and the admin page's users (admin/secret, alice/secret).
+rm -rf t/db
+mkdir -p t/db
+sqlite3 t/db/scep.db < conf/schema-sqlite3.sql >/dev/null ||
+    die "cannot create t/db/scep.db (sqlite3 missing? make deps)"
+(umask 077; openssl rand -hex 32 > t/pki/otp.key)
+{
+    printf 'admin:%s\n' "$(openssl passwd -apr1 secret)"
+    printf 'alice:%s\n' "$(openssl passwd -apr1 secret)"
+} > t/pki/htpasswd
+chmod 644 t/pki/htpasswd
+# modules the system configuration may not load
+libexec=$("$apxs" -q LIBEXECDIR)
+{
+    echo "# written by t/run-tests.sh"
+    echo "<IfModule !dbd_module>"
+    echo "    LoadModule dbd_module $libexec/mod_dbd.so"
+    echo "</IfModule>"
+    for m in auth_basic authn_core authn_file authz_user; do
+        echo "<IfModule !${m}_module>"
+        echo "    LoadModule ${m}_module $libexec/mod_${m}.so"
+        echo "</IfModule>"
+    done
+} > t/conf/modules-extra.conf
+# the children (nobody when started as root) write the database and its WAL
+if [ "$(id -u)" = 0 ]; then
+    chown -R nobody:nogroup t/db 2>/dev/null || chown -R nobody t/db
+fi
+
 # ---- 2. Apache::Test: t/TEST, configuration, httpd -------------------------
 stop_httpd() {
     if [ -x t/TEST ]; then
