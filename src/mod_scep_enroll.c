@@ -268,9 +268,6 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
     request_rec *r = rc->r;
     const char *why;
 
-    if ((why = check_signer_ours(rc, msg, rule)) != NULL) {
-        return why;
-    }
     if (!prof->allow_renewal) {
         *rule = "renewal-profile";
         return apr_psprintf(r->pool, "profile %s does not allow renewal",
@@ -328,18 +325,29 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     const char *tmpl, *serial;
     apr_int64_t now = apr_time_sec(r->request_time);
     unsigned char md[SHA256_DIGEST_LENGTH];
-    int claimed = 0, renewal, fail_info, verified = 0;
+    const char *signer_why, *signer_rule = NULL;
+    int claimed = 0, renewal, fail_info, verified = 0, same_key, self_signed;
 
     subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
-    renewal = msg->message_type == SCEP_MT_RENEWALREQ
-              || !EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
-                              X509_REQ_get0_pubkey(msg->csr));
 
-    /* Who signed: the CSR's own key (an initial request, the password
-     * decides) or a certificate of ours (a renewal).  Anything else is
-     * refused before any answer, a retry's included. */
-    if (renewal && (why = check_signer_ours(rc, msg, &rule)) != NULL) {
-        return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, rule, why);
+    /* Who signed: a self-signed certificate of the CSR's own key (an
+     * initial request: the password decides), or a certificate of ours (a
+     * renewal: RenewalReq, or certmonger's PKCSReq signed by the old
+     * certificate, with a new key or the same).  A request signed by
+     * another CA's certificate with the CSR's key is an initial request;
+     * with another key it is refused. */
+    same_key = EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
+                           X509_REQ_get0_pubkey(msg->csr)) == 1;
+    self_signed = X509_check_issued(msg->signer, msg->signer) == X509_V_OK;
+    signer_why = self_signed ? "the message is signed with a self-signed "
+                               "certificate, not one this CA issued"
+                             : check_signer_ours(rc, msg, &signer_rule);
+    renewal = msg->message_type == SCEP_MT_RENEWALREQ || !same_key
+              || signer_why == NULL;
+    if (renewal && signer_why) {
+        return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST,
+                                 signer_rule ? signer_rule : "renewal-signer",
+                                 signer_why);
     }
 
     /* A transaction answered before gets the same answer again. */
@@ -414,7 +422,8 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     chreq.profile = prof->name;
 
     if (renewal) {
-        /* signed by a certificate of ours: no password, renewal rules */
+        /* signed by a valid certificate of ours: no password, but the
+         * renewal rules of the profile */
         if ((why = check_renewal(rc, msg, prof, db, &rule)) != NULL) {
             return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, rule, why);
         }
