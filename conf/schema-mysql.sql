@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS scep_transaction (
     requester      VARCHAR(64),
     decided_by     VARCHAR(255),                  -- admin who approved or rejected
     reason         TEXT,
+    ca_ref         TEXT,                          -- CA provider's handle while pending
     created        BIGINT       NOT NULL,
     updated        BIGINT       NOT NULL,
     PRIMARY KEY (endpoint, transaction_id)

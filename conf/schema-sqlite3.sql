@@ -3,6 +3,8 @@
 -- WAL lets readers and one writer work at once across httpd children;
 -- it is a property of the database file and persists once set.
 PRAGMA journal_mode = WAL;
+-- The schema's version: tools/mkrun.sh replaces an older demo database.
+PRAGMA user_version = 3;
 
 CREATE TABLE IF NOT EXISTS scep_password (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -35,6 +37,7 @@ CREATE TABLE IF NOT EXISTS scep_transaction (
     requester      VARCHAR(64),
     decided_by     VARCHAR(255),                  -- admin who approved or rejected
     reason         TEXT,
+    ca_ref         TEXT,                          -- CA provider's handle while pending
     created        BIGINT       NOT NULL,
     updated        BIGINT       NOT NULL,
     PRIMARY KEY (endpoint, transaction_id)

@@ -171,6 +171,92 @@ static void issue(request_rec *r, const scep_dir_conf_t *c,
 
 /* ---- answers from the store ------------------------------------------ */
 
+/* Ask the CA provider again about a request it left pending.  Any node can,
+ * the CSR and the provider's handle are in the store. */
+static int poll_ca(scep_req_ctx_t *rc, scep_msg_t *msg,
+                   const scep_tx_row_t *tx)
+{
+    request_rec *r = rc->r;
+    const scep_dir_conf_t *c = rc->conf;
+    scep_ca_request_t creq;
+    scep_ca_reply_t reply;
+    scep_db_t *db = scep_glue_db(r);
+    unsigned char *der;
+    const unsigned char *q;
+    apr_size_t len;
+    const char *why = NULL, *serial;
+    apr_int64_t now = apr_time_sec(r->request_time);
+    int done = 0;
+
+    if (db == NULL) {
+        return store_unavailable(r, "connection", NULL);
+    }
+    memset(&creq, 0, sizeof(creq));
+    memset(&reply, 0, sizeof(reply));
+    if (tx->csr && scep_base64_decode(&der, &len, tx->csr, strlen(tx->csr),
+                                      r->pool) == APR_SUCCESS) {
+        q = der;
+        creq.csr = scep_own_req(r->pool, d2i_X509_REQ(NULL, &q, (long)len));
+    }
+    creq.signer = msg->signer;
+    creq.transaction_id = msg->transaction_id;
+    creq.profile = tx->profile ? tx->profile : DEFAULT_TEMPLATE;
+    creq.requester = r->useragent_ip;
+    if (c->provider->poll(c->provider_inst, &creq, tx->ca_ref, &reply,
+                          r->pool) != APR_SUCCESS
+        && reply.status == SCEP_CA_ISSUED) {
+        reply.status = SCEP_CA_ERROR;
+    }
+    if (reply.status == SCEP_CA_ISSUED
+        && (reply.certs == NULL || sk_X509_num(reply.certs) == 0)) {
+        reply.status = SCEP_CA_ERROR;
+        reply.reason = "returned no certificate";
+    }
+    switch (reply.status) {
+    case SCEP_CA_ISSUED:
+        serial = scep_serial_str(X509_get0_serialNumber(
+                                     sk_X509_value(reply.certs, 0)), r->pool);
+        if (scep_tx_set_issued(db, pool_name(c), msg->transaction_id,
+                               certs_b64(reply.certs, r->pool), serial, now,
+                               &why, r->pool) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00103)
+                          "certificate %s issued for transaction %s but not "
+                          "recorded: %s", serial, msg->transaction_id, why);
+        }
+        scep_certs_issued(r, c, reply.certs, msg->transaction_id,
+                          creq.profile);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00027)
+                      "%s: CA provider %s issued pending transaction %s: "
+                      "serial %s", scep_msg_type_name(msg->message_type),
+                      c->provider_name, msg->transaction_id, serial);
+        return scep_glue_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
+                                 reply.certs);
+    case SCEP_CA_REJECTED:
+        scep_tx_reject(db, pool_name(c), msg->transaction_id,
+                       reply.reason ? reply.reason : "rejected by the CA",
+                       apr_pstrcat(r->pool, "CA provider ", c->provider_name,
+                                   NULL), now, &done, &why, r->pool);
+        return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, "ca-provider",
+                                 apr_psprintf(r->pool, "CA provider %s "
+                                              "rejected pending transaction: "
+                                              "%s", c->provider_name,
+                                              reply.reason ? reply.reason
+                                                           : "-"));
+    case SCEP_CA_PENDING:
+        return scep_glue_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
+                                 NULL);
+    default:
+        /* the CA is unreachable now: still pending, the client polls on */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00028)
+                      "%s: CA provider %s failed on poll of transaction %s, "
+                      "answering PENDING: %s",
+                      scep_msg_type_name(msg->message_type), c->provider_name,
+                      msg->transaction_id, reply.reason ? reply.reason : "-");
+        return scep_glue_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
+                                 NULL);
+    }
+}
+
 /* Answer a transaction seen before, as it was answered then. */
 static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
                         const scep_tx_row_t *tx, const char *digest)
@@ -190,6 +276,10 @@ static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
                                  apr_psprintf(r->pool, "an administrator "
                                               "rejected the request: %s",
                                               tx->reason ? tx->reason : "-"));
+    }
+    if (tx->state == SCEP_TX_PENDING && tx->ca_ref && rc->conf->provider
+        && rc->conf->provider->poll) {
+        return poll_ca(rc, msg, tx);
     }
     if (tx->state != SCEP_TX_ISSUED || tx->certs == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00015)
@@ -535,6 +625,15 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         return scep_glue_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
                                  reply.certs);
     case SCEP_CA_PENDING:
+        if (db && scep_tx_set_ca_ref(db, pool_name(c), msg->transaction_id,
+                                     reply.reference ? reply.reference : "",
+                                     b64(msg->content, msg->content_len,
+                                         r->pool), now, &why, r->pool)
+                  != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00029)
+                          "transaction %s pending at the CA, but its handle "
+                          "was not recorded: %s", msg->transaction_id, why);
+        }
         NOTIFY(SCEP_OUTCOME_PENDING);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00014)
                       "%s pending at CA provider %s: transaction %s, "

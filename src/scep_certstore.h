@@ -38,6 +38,17 @@ typedef struct {
 /** Hex SHA-256 of the DER of an issuer name: the store's issuer key. */
 const char *scep_issuer_hash(const X509_NAME *issuer, apr_pool_t *p);
 
+/** A serial number typed by a person ("0x1a", "1A:2B", "1a2b") as the store
+ *  keeps it (scep_serial_str: uppercase, whole octets); NULL if not hex. */
+const char *scep_serial_normalize(const char *hex, apr_pool_t *p);
+
+/** RFC 5280 CRLReason name of a code ("keyCompromise"); "none" for -1. */
+const char *scep_crl_reason_name(int reason);
+
+/** A CRLReason from a number or a name (any case); -1 when it is neither,
+ *  or 7 (unused) or 8 (removeFromCRL, delta CRLs only). */
+int scep_crl_reason_parse(const char *s);
+
 /** Record an issued certificate (idempotent on issuer + serial). */
 apr_status_t scep_cert_record(scep_db_t *db, X509 *cert, const char *tid,
                               const char *profile, const char **why,
@@ -79,5 +90,19 @@ apr_status_t scep_crl_build(X509 *ca, EVP_PKEY *key,
                             apr_int64_t next_update,
                             const unsigned char **der, apr_size_t *len,
                             const char **why, apr_pool_t *p);
+
+/** What a CRL says about itself (Unix seconds). */
+typedef struct {
+    apr_int64_t crl_number;      /* 0 when it has none */
+    apr_int64_t this_update;
+    apr_int64_t next_update;     /* 0 when it has none */
+    int entries;                 /* revoked certificates listed */
+} scep_crl_info_t;
+
+/** Read a DER CRL; with @a ca, also check that @a ca issued and signed it
+ *  (APR_EINVAL with *why when not). */
+apr_status_t scep_crl_info(const unsigned char *der, apr_size_t len,
+                           X509 *ca, scep_crl_info_t *info, const char **why,
+                           apr_pool_t *p);
 
 #endif /* SCEP_CERTSTORE_H */

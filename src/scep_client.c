@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "scep_msg.h"
@@ -77,9 +78,54 @@ static int add_attr(CMS_SignerInfo *si, scep_oid_e which, int type,
                                                       len);
 }
 
+/* EnvelopedData of @a content to every recipient; with SCEP_CLIENT_OAEP
+ * the content-encryption key is wrapped with RSAES-OAEP (SHA-256, MGF1
+ * SHA-256) instead of PKCS#1 v1.5. */
+static CMS_ContentInfo *envelope(const scep_req_t *req, BIO *content,
+                                 int flags)
+{
+    CMS_ContentInfo *env;
+    CMS_RecipientInfo *ri;
+    EVP_PKEY_CTX *pctx;
+    int i;
+
+    if (!(flags & SCEP_CLIENT_OAEP)) {
+        return CMS_encrypt(req->recipients, content, req->cipher, CMS_BINARY);
+    }
+    env = CMS_encrypt(NULL, NULL, req->cipher, CMS_BINARY | CMS_PARTIAL);
+    if (env == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < sk_X509_num(req->recipients); i++) {
+        ri = CMS_add1_recipient_cert(env, sk_X509_value(req->recipients, i),
+                                     CMS_KEY_PARAM);
+        if (ri == NULL
+            || (pctx = CMS_RecipientInfo_get0_pkey_ctx(ri)) == NULL
+            || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0
+            || EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) <= 0
+            || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0) {
+            CMS_ContentInfo_free(env);
+            return NULL;
+        }
+    }
+    if (!CMS_final(env, content, NULL, CMS_BINARY)) {
+        CMS_ContentInfo_free(env);
+        return NULL;
+    }
+    return env;
+}
+
 apr_status_t scep_req_encode(const unsigned char **der, apr_size_t *len,
                              const scep_req_t *req, const char **why,
                              apr_pool_t *p)
+{
+    return scep_client_req_encode(der, len, req, 0, why, p);
+}
+
+apr_status_t scep_client_req_encode(const unsigned char **der,
+                                    apr_size_t *len, const scep_req_t *req,
+                                    int flags, const char **why,
+                                    apr_pool_t *p)
 {
     apr_status_t rv = APR_EGENERAL;
     BIO *content = NULL, *envbio = NULL;
@@ -114,7 +160,7 @@ apr_status_t scep_req_encode(const unsigned char **der, apr_size_t *len,
         *why = "out of memory";
         goto leave;
     }
-    env = CMS_encrypt(req->recipients, content, req->cipher, CMS_BINARY);
+    env = envelope(req, content, flags);
     if (env == NULL) {
         *why = apr_pstrcat(p, "CMS_encrypt: ", scep_ssl_errors(p), NULL);
         goto leave;

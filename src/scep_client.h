@@ -52,4 +52,16 @@ apr_status_t scep_client_issuer_and_subject(const unsigned char **der,
 int scep_client_signer_sig_nid(const unsigned char *der, apr_size_t len,
                                int *digest_nid);
 
+/** scep_client_req_encode() flag: RSAES-OAEP key transport (SHA-256). */
+#define SCEP_CLIENT_OAEP 0x01
+
+/**
+ * scep_req_encode() with @a flags (SCEP_CLIENT_*): the same pkiMessage,
+ * built differently where a flag says so.
+ */
+apr_status_t scep_client_req_encode(const unsigned char **der,
+                                    apr_size_t *len, const scep_req_t *req,
+                                    int flags, const char **why,
+                                    apr_pool_t *p);
+
 #endif /* SCEP_CLIENT_H */

@@ -42,16 +42,22 @@ const scep_store_stmt_t scep_store_statements[] = {
       "WHERE id = %s AND endpoint = %s AND state = 0" },
     { "scep_tx_get",
       "SELECT req_digest, state, certs, serial, created, csr, profile, "
-      "subject, requester, reason, transaction_id FROM scep_transaction "
+      "subject, requester, reason, transaction_id, ca_ref "
+      "FROM scep_transaction "
       "WHERE endpoint = %s AND transaction_id = %s" },
+    { "scep_tx_caref",
+      "UPDATE scep_transaction SET ca_ref = %s, csr = %s, updated = %s "
+      "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
     { "scep_tx_claim",
       "INSERT INTO scep_transaction (endpoint, transaction_id, req_digest, "
       "subject, state, created, updated, csr, profile, requester) "
       "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)" },
     { "scep_tx_pending",
       "SELECT req_digest, state, certs, serial, created, csr, profile, "
-      "subject, requester, reason, transaction_id FROM scep_transaction "
+      "subject, requester, reason, transaction_id, ca_ref "
+      "FROM scep_transaction "
       "WHERE endpoint = %s AND state = 0 AND csr IS NOT NULL "
+      "AND ca_ref IS NULL "
       "ORDER BY created, transaction_id" },
     { "scep_tx_reject",
       "UPDATE scep_transaction SET state = 2, reason = %s, decided_by = %s, "
@@ -333,6 +339,7 @@ static scep_tx_row_t *tx_row(const char **v, apr_pool_t *p)
     r->requester = nz(v[8]);
     r->reason = nz(v[9]);
     r->transaction_id = v[10];
+    r->ca_ref = nz(v[11]);
     return r;
 }
 
@@ -502,6 +509,21 @@ apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
     args[0] = endpoint;
     args[1] = tid;
     return query(db, "scep_tx_delete", NULL, why, p, 2, args);
+}
+
+apr_status_t scep_tx_set_ca_ref(scep_db_t *db, const char *endpoint,
+                               const char *tid, const char *ref,
+                               const char *csr_b64, apr_int64_t now,
+                               const char **why, apr_pool_t *p)
+{
+    const char *args[5];
+
+    args[0] = ref;
+    args[1] = csr_b64;
+    args[2] = i64(now, p);
+    args[3] = endpoint;
+    args[4] = tid;
+    return query(db, "scep_tx_caref", NULL, why, p, 5, args);
 }
 
 apr_status_t scep_tx_forget_issued(scep_db_t *db, const char *endpoint,

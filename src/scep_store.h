@@ -99,6 +99,7 @@ typedef struct {
     const char *subject;
     const char *requester;
     const char *reason;      /* REJECTED: why */
+    const char *ca_ref;      /* PENDING at the CA provider: its handle */
 } scep_tx_row_t;
 
 apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
@@ -144,6 +145,13 @@ apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
 apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
                             const char *tid, const char **why,
                             apr_pool_t *p);
+
+/** A request the CA provider left pending: keep its handle and the CSR
+ *  so that any node can poll the provider later. */
+apr_status_t scep_tx_set_ca_ref(scep_db_t *db, const char *endpoint,
+                               const char *tid, const char *ref,
+                               const char *csr_b64, apr_int64_t now,
+                               const char **why, apr_pool_t *p);
 
 /** Forget an ISSUED transaction whose certificate (@a serial) is being
  *  renewed under the same transactionID (clients that derive it from the

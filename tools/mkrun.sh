@@ -105,6 +105,18 @@ fi
 if [ "$challenge" = otp ]; then
     command -v sqlite3 >/dev/null 2>&1 || {
         echo "mkrun: sqlite3 is missing (make deps)" >&2; exit 1; }
+    want=$(sed -n 's/^PRAGMA user_version = \([0-9]*\);/\1/p' \
+        "$src/conf/schema-sqlite3.sql")
+    if [ -s "$run/db/scep.db" ]; then
+        have=$(sqlite3 "$run/db/scep.db" 'PRAGMA user_version;' 2>/dev/null || echo 0)
+        if [ "$have" != "$want" ]; then
+            old="$run/db/scep.db.v$have.$(date +%Y%m%d%H%M%S)"
+            echo "mkrun: the demo database has schema version $have, not $want;" \
+                 "keeping it as $old and starting a new one"
+            mv "$run/db/scep.db" "$old"
+            rm -f "$run/db/scep.db-wal" "$run/db/scep.db-shm"
+        fi
+    fi
     sqlite3 "$run/db/scep.db" < "$src/conf/schema-sqlite3.sql" >/dev/null
     if [ ! -s "$pki/otp.key" ]; then
         (umask 077; openssl rand -hex 32 > "$pki/otp.key")
