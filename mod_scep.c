@@ -245,7 +245,7 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
 }
 
 static const char **provider_args(cmd_parms *cmd, int argc,
-                                  char *const argv[]);
+                                  char *const argv[], int plain_files);
 static const char *set_int_range(cmd_parms *cmd, int *slot, const char *arg,
                                  int lo, int hi);
 
@@ -268,7 +268,7 @@ static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                             "it loaded, and built for API version %s?)",
                             argv[0], SCEP_CA_PROVIDER_VERSION);
     }
-    args = provider_args(cmd, argc - 1, argv + 1);
+    args = provider_args(cmd, argc - 1, argv + 1, 1);
     err = prov->create(&c->provider_inst, cmd->pool, argc - 1, args);
     if (err) {
         return apr_psprintf(cmd->pool, "SCEPCAProvider %s: %s", argv[0], err);
@@ -294,7 +294,7 @@ static const char *set_validity(cmd_parms *cmd, void *dc, const char *arg)
 /* Make the arguments that name files relative to ServerRoot absolute:
  * an existing file, or the path after "file:". */
 static const char **provider_args(cmd_parms *cmd, int argc,
-                                  char *const argv[])
+                                  char *const argv[], int plain_files)
 {
     const char **args = apr_pcalloc(cmd->pool, sizeof(char *) * (argc + 1));
     int i;
@@ -310,7 +310,7 @@ static const char **provider_args(cmd_parms *cmd, int argc,
                 args[i] = apr_pstrcat(cmd->pool, "file:", abs, NULL);
             }
         }
-        else if (!ap_strchr_c(a, ':')
+        else if (plain_files && !ap_strchr_c(a, ':')
                  && (abs = ap_server_root_relative(cmd->temp_pool, a)) != NULL
                  && apr_stat(&fi, abs, APR_FINFO_TYPE, cmd->temp_pool)
                     == APR_SUCCESS) {
@@ -377,7 +377,7 @@ static const char *set_challenge(cmd_parms *cmd, void *dc, int argc,
                             argv[0]);
     }
     err = prov->create(&c->challenge_inst, cmd->pool, argc - 1,
-                       provider_args(cmd, argc - 1, argv + 1));
+                       provider_args(cmd, argc - 1, argv + 1, 0));
     if (err) {
         return apr_psprintf(cmd->pool, "SCEPChallenge %s: %s", argv[0], err);
     }
@@ -573,7 +573,10 @@ static const char *set_admin_users(cmd_parms *cmd, void *dc, int argc,
     if (argc < 1) {
         return "SCEPAdminEnrollUsers: one or more user names";
     }
-    c->admin_users = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    if (c->admin_users == NULL) {
+        c->admin_users = apr_array_make(cmd->pool, argc,
+                                        sizeof(const char *));
+    }
     for (i = 0; i < argc; i++) {
         APR_ARRAY_PUSH(c->admin_users, const char *) =
             apr_pstrdup(cmd->pool, argv[i]);
@@ -992,6 +995,17 @@ static const char *check_store(server_rec *s, apr_pool_t *p)
         return "no DBDriver is configured for this server (DBDriver sqlite3, "
                "DBDParams /path/scep.db)";
     }
+    if (!strcmp((*svr)->name, "sqlite3") && (*svr)->params) {
+        /* opening would create an empty file (as root, at configtest) */
+        apr_finfo_t fi;
+        if (apr_stat(&fi, (*svr)->params, APR_FINFO_TYPE, p) != APR_SUCCESS) {
+            return apr_psprintf(p, "the SQLite database %s does not exist: "
+                                "create it with sqlite3 %s < "
+                                "conf/schema-sqlite3.sql and give it to the "
+                                "httpd user", (*svr)->params,
+                                (*svr)->params);
+        }
+    }
     apr_dbd_init(p);
     if (apr_dbd_get_driver(p, (*svr)->name, &drv) != APR_SUCCESS) {
         return apr_psprintf(p, "cannot load the apr_dbd driver '%s' (Debian: "
@@ -1102,6 +1116,13 @@ static int check_sections(apr_pool_t *ptemp, server_rec *s)
                 if (c->ca_chain && (c->provider || c->ra_enc || c->ra_sign)
                     && (rc = check_endpoint(vs, where, c, ptemp)) != OK) {
                     return rc;
+                }
+                if (c->challenge == &scep_challenge_otp && c->store == 0) {
+                    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs,
+                                 SCEP_LOGNO(00030) "SCEPChallenge otp in <%s> "
+                                 "keeps its passwords in the SQL store, which "
+                                 "SCEPStore none turns off", where);
+                    return HTTP_INTERNAL_SERVER_ERROR;
                 }
                 if (c->challenge == &scep_challenge_otp && c->pw_key == NULL) {
                     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, vs,

@@ -131,8 +131,9 @@ static const char *page_password(admin_ctx_t *ac, const char *pw,
         multi ? "This password can be used multiple times and will not "
                 "expire."
               : apr_psprintf(p, "This password can be used only once and "
-                             "will expire within %ld minutes.",
-                             minutes < 1 ? 1 : minutes),
+                             "will expire within %ld minute%s.",
+                             minutes < 1 ? 1 : minutes,
+                             minutes > 1 ? "s" : ""),
         multi ? "" : "Each enrollment requires a new challenge password. "
                      "You can refresh this web page to obtain a new "
                      "challenge password.");
@@ -296,6 +297,9 @@ static int do_revoke(admin_ctx_t *ac, const char *id)
     const char *why = NULL;
     int done = 0;
 
+    if (!*id || id[strspn(id, "0123456789")] != '\0') {
+        return HTTP_BAD_REQUEST;    /* ids are numbers */
+    }
     if (!scep_glue_store_on(ac->conf) || (db = scep_glue_db(r)) == NULL) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -423,7 +427,27 @@ static int do_decide(admin_ctx_t *ac, const char *tid, int approve,
     return HTTP_SEE_OTHER;
 }
 
-/* Binding from a JSON body (POST) or the query string. */
+/* Add "a=b&c=d" (form encoding) to a table. */
+static void form_to_table(apr_table_t *t, char *body, apr_pool_t *p)
+{
+    char *tok, *last = NULL;
+
+    for (tok = apr_strtok(body, "&", &last); tok;
+         tok = apr_strtok(NULL, "&", &last)) {
+        char *eq = strchr(tok, '=');
+        char *k = tok, *v = eq ? eq + 1 : "1";
+        if (eq) {
+            *eq = '\0';
+        }
+        if (ap_unescape_urlencoded(k) == OK && ap_unescape_urlencoded(v) == OK
+            && *k) {
+            apr_table_set(t, k, v);
+        }
+    }
+}
+
+/* The request's parameters: the query string, and a POST body (JSON or
+ * form-encoded) on top of it; the binding among them. */
 static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
                         apr_table_t **params)
 {
@@ -435,6 +459,10 @@ static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
     int rc;
 
     memset(bind, 0, sizeof(*bind));
+    ap_args_to_table(r, &t);
+    if (t == NULL) {
+        t = apr_table_make(r->pool, 4);
+    }
     if (r->method_number == M_POST) {
         const char *ct = apr_table_get(r->headers_in, "Content-Type");
         if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
@@ -454,8 +482,10 @@ static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
                 return HTTP_BAD_REQUEST;
             }
         }
+        body[n] = '\0';
         if (n > 0 && ct && ap_strcasestr(ct, "application/json")) {
-            if (scep_json_parse_flat(&t, body, n, &why, r->pool)
+            apr_table_t *j = NULL;
+            if (scep_json_parse_flat(&j, body, n, &why, r->pool)
                 != APR_SUCCESS) {
                 ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                               SCEP_LOGNO(00118) "admin page: bad JSON: %s",
@@ -463,10 +493,11 @@ static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
                 apr_table_setn(r->notes, "error-notes", why);
                 return HTTP_BAD_REQUEST;
             }
+            t = apr_table_overlay(r->pool, j, t);
         }
-    }
-    if (t == NULL) {
-        ap_args_to_table(r, &t);
+        else if (n > 0) {
+            form_to_table(t, body, r->pool);
+        }
     }
     bind->cn = apr_table_get(t, "cn");
     bind->san = apr_table_get(t, "san");
@@ -559,9 +590,7 @@ int scep_admin_handler(request_rec *r)
         return do_decide(&ac, approve ? approve : reject, approve != NULL,
                          apr_table_get(params, "reason"));
     }
-    if (r->args && (!strcmp(r->args, "pending")
-                    || ap_strstr_c(r->args, "pending=")
-                    || !strncmp(r->args, "pending&", 8))) {
+    if (apr_table_get(params, "pending")) {
         return do_pending(&ac);
     }
     if (revoke) {
@@ -570,10 +599,16 @@ int scep_admin_handler(request_rec *r)
         }
         return do_revoke(&ac, revoke);
     }
-    if (r->args && (!strcmp(r->args, "list")
-                    || ap_strstr_c(r->args, "list=")
-                    || !strncmp(r->args, "list&", 5))) {
+    if (apr_table_get(params, "list")) {
         return do_list(&ac);
+    }
+    if (r->header_only) {
+        /* HEAD: what a GET would send, without issuing a password */
+        ap_set_content_type(r, ac.json ? "application/json"
+                                       : ac.conf->admin_utf8 == 1
+                                         ? "text/html; charset=utf-8"
+                                         : "text/html; charset=utf-16le");
+        return OK;
     }
     return do_generate(&ac, (bind.cn || bind.san || bind.profile) ? &bind
                                                                   : NULL);

@@ -445,7 +445,19 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         if ((db = scep_glue_db(r)) == NULL) {
             return store_unavailable(r, "connection", NULL);
         }
-        SHA256(msg->content, msg->content_len, md);
+        /* the request as signed, not its signature: a client that signs
+         * again (ECDSA, RSA-PSS) for a retry sends the same request */
+        {
+            unsigned char *tbs = NULL;
+            int tlen = i2d_re_X509_REQ_tbs(msg->csr, &tbs);
+            if (tlen > 0) {
+                SHA256(tbs, (size_t)tlen, md);
+            }
+            else {
+                SHA256(msg->content, msg->content_len, md);
+            }
+            OPENSSL_free(tbs);
+        }
         digest = hex(md, sizeof(md), r->pool);
         if (scep_tx_get(db, pool_name(c), msg->transaction_id, &tx, &why,
                         r->pool) != APR_SUCCESS) {

@@ -18,9 +18,13 @@
 #include "scep_certstore.h"
 #include "scep_pki.h"
 
-/* Portable SQL only (apr_dbd turns %s into each driver's placeholder);
+/* Portable SQL only (apr_dbd turns %s, %d, %lld into each driver's
+ * placeholder: typed, which PostgreSQL needs for the integer columns);
  * arguments go as text.  The column lists of the selects are fixed: see
  * cert_row(). */
+#define CERT_LIST_MAX   1000
+#define CERT_LIST_MAX_S "1000"
+
 #define CERT_COLS "serial, subject, not_before, not_after, status, " \
                   "revoked_at, reason, transaction_id, profile"
 
@@ -28,34 +32,35 @@ const scep_store_stmt_t scep_certstore_statements[] = {
     { "scep_cert_insert",
       "INSERT INTO scep_certificate (issuer_hash, serial, subject, "
       "not_before, not_after, der, transaction_id, profile, status) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)" },
+      "VALUES (%s, %s, %s, %lld, %lld, %s, %s, %s, 0)" },
     { "scep_cert_get",
       "SELECT " CERT_COLS ", der FROM scep_certificate "
       "WHERE issuer_hash = %s AND serial = %s" },
     { "scep_cert_revoke",
-      "UPDATE scep_certificate SET status = 1, revoked_at = %s, reason = %s "
-      "WHERE issuer_hash = %s AND serial = %s AND status = 0" },
+      "UPDATE scep_certificate SET status = 1, revoked_at = %lld, "
+      "reason = %d WHERE issuer_hash = %s AND serial = %s AND status = 0" },
+    /* a constant LIMIT: MySQL refuses a text argument there */
     { "scep_cert_list",
       "SELECT " CERT_COLS " FROM scep_certificate WHERE issuer_hash = %s "
-      "ORDER BY not_before DESC, serial DESC LIMIT %s" },
+      "ORDER BY not_before DESC, serial DESC LIMIT " CERT_LIST_MAX_S },
     /* revoked and not expired long ago: RFC 5280 5.1.2.6 lets an entry go
      * once it has been on one CRL issued after the certificate expired */
     { "scep_cert_revoked",
       "SELECT " CERT_COLS " FROM scep_certificate "
-      "WHERE issuer_hash = %s AND status = 1 AND not_after > %s "
+      "WHERE issuer_hash = %s AND status = 1 AND not_after > %lld "
       "ORDER BY serial" },
     { "scep_crl_get",
       "SELECT crl_number, this_update, next_update, der FROM scep_crl "
       "WHERE issuer_hash = %s" },
     { "scep_crl_insert",
       "INSERT INTO scep_crl (issuer_hash, crl_number, this_update, "
-      "next_update, der) VALUES (%s, %s, %s, %s, %s)" },
+      "next_update, der) VALUES (%s, %lld, %lld, %lld, %s)" },
     /* the WHERE on the old number: of two nodes regenerating at once, one
      * wins and the other re-reads */
     { "scep_crl_update",
-      "UPDATE scep_crl SET crl_number = %s, this_update = %s, "
-      "next_update = %s, der = %s "
-      "WHERE issuer_hash = %s AND crl_number = %s" },
+      "UPDATE scep_crl SET crl_number = %lld, this_update = %lld, "
+      "next_update = %lld, der = %s "
+      "WHERE issuer_hash = %s AND crl_number = %lld" },
     { NULL, NULL }
 };
 
@@ -459,15 +464,19 @@ apr_status_t scep_cert_list(scep_db_t *db, const X509_NAME *issuer,
                             int limit, apr_array_header_t **rows,
                             const char **why, apr_pool_t *p)
 {
-    const char *args[2];
+    const char *args[1];
+    apr_status_t rv;
 
     args[0] = scep_issuer_hash(issuer, p);
     if (args[0] == NULL) {
         *why = "list: no issuer";
         return APR_EINVAL;
     }
-    args[1] = apr_itoa(p, limit > 0 ? limit : 200);
-    return cert_rows(db, "scep_cert_list", 2, args, rows, why, p);
+    rv = cert_rows(db, "scep_cert_list", 1, args, rows, why, p);
+    if (rv == APR_SUCCESS && limit > 0 && (*rows)->nelts > limit) {
+        (*rows)->nelts = limit;
+    }
+    return rv;
 }
 
 /* ---- CRLs ------------------------------------------------------------- */

@@ -66,7 +66,8 @@ apr_status_t scep_cert_revoke(scep_db_t *db, const X509_NAME *issuer,
                               apr_int64_t now, int *done, const char **why,
                               apr_pool_t *p);
 
-/** Certificates of an issuer, newest first, at most @a limit. */
+/** Certificates of an issuer, newest first, at most @a limit (and at
+ *  most 1000). */
 apr_status_t scep_cert_list(scep_db_t *db, const X509_NAME *issuer,
                             int limit, apr_array_header_t **rows,
                             const char **why, apr_pool_t *p);

@@ -86,15 +86,35 @@ static const char *csr_cn(X509_REQ *csr, apr_pool_t *p)
     return out;
 }
 
-/* Does any DNS, e-mail, URI or IP subjectAltName match the pattern? */
+/* The text of an IP address SAN: dotted quad, or eight groups of hex. */
+static const char *ip_text(const ASN1_OCTET_STRING *os, apr_pool_t *p)
+{
+    const unsigned char *b = ASN1_STRING_get0_data(os);
+    int n = ASN1_STRING_length(os);
+
+    if (n == 4) {
+        return apr_psprintf(p, "%d.%d.%d.%d", b[0], b[1], b[2], b[3]);
+    }
+    if (n == 16) {
+        return apr_psprintf(p, "%x:%x:%x:%x:%x:%x:%x:%x",
+                            b[0] << 8 | b[1], b[2] << 8 | b[3],
+                            b[4] << 8 | b[5], b[6] << 8 | b[7],
+                            b[8] << 8 | b[9], b[10] << 8 | b[11],
+                            b[12] << 8 | b[13], b[14] << 8 | b[15]);
+    }
+    return NULL;
+}
+
+/* Do the CSR's subjectAltNames all match the pattern (and is there one)?
+ * One stray name would otherwise ride along into the certificate. */
 static int csr_san_matches(X509_REQ *csr, const char *pattern, apr_pool_t *p)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
     GENERAL_NAMES *names = X509V3_get_d2i(exts, NID_subject_alt_name, NULL,
                                           NULL);
-    int i, hit = 0;
+    int i, hit = names && sk_GENERAL_NAME_num(names) > 0;
 
-    for (i = 0; names && !hit && i < sk_GENERAL_NAME_num(names); i++) {
+    for (i = 0; names && hit && i < sk_GENERAL_NAME_num(names); i++) {
         GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
         const char *v = NULL;
         if (gn->type == GEN_DNS || gn->type == GEN_EMAIL
@@ -103,21 +123,10 @@ static int csr_san_matches(X509_REQ *csr, const char *pattern, apr_pool_t *p)
                                    gn->d.ia5), ASN1_STRING_length(gn->d.ia5));
         }
         else if (gn->type == GEN_IPADD) {
-            /* the text form OpenSSL prints: 10.0.0.1, 2001:DB8:0:0:... */
-            char *ip = OPENSSL_buf2hexstr(ASN1_STRING_get0_data(gn->d.ip),
-                                          ASN1_STRING_length(gn->d.ip));
-            ASN1_OCTET_STRING *os = gn->d.ip;
-            if (ASN1_STRING_length(os) == 4) {
-                const unsigned char *b = ASN1_STRING_get0_data(os);
-                v = apr_psprintf(p, "%d.%d.%d.%d", b[0], b[1], b[2], b[3]);
-            }
-            else if (ip) {
-                v = apr_pstrdup(p, ip);
-            }
-            OPENSSL_free(ip);
+            v = ip_text(gn->d.ip, p);
         }
-        if (v && apr_fnmatch(pattern, v, APR_FNM_CASE_BLIND) == APR_SUCCESS) {
-            hit = 1;
+        if (!v || apr_fnmatch(pattern, v, APR_FNM_CASE_BLIND) != APR_SUCCESS) {
+            hit = 0;
         }
     }
     GENERAL_NAMES_free(names);
@@ -138,8 +147,9 @@ const char *scep_binding_check(const scep_challenge_binding_t *bind,
         }
     }
     if (bind->san && !csr_san_matches(csr, bind->san, p)) {
-        return apr_psprintf(p, "the password is bound to a subjectAltName "
-                            "matching '%s', the CSR has none", bind->san);
+        return apr_psprintf(p, "the password is bound to subjectAltNames "
+                            "matching '%s'; the CSR has none, or one that "
+                            "does not match", bind->san);
     }
     if (bind->profile && (!profile || strcmp(bind->profile, profile))) {
         return apr_psprintf(p, "the password is bound to profile '%s', the "
@@ -191,6 +201,10 @@ static scep_challenge_status_e otp_generate(void *instance,
     if (db == NULL) {
         return SCEP_CHALLENGE_ERROR;
     }
+    if (st->key == NULL || st->key_len == 0) {
+        *reason = "no SCEPPasswordKeyFile: passwords cannot be stored";
+        return SCEP_CHALLENGE_ERROR;
+    }
     if (scep_pw_count_live(db, st->endpoint, now, &count, reason, p)
         != APR_SUCCESS) {
         return SCEP_CHALLENGE_ERROR;
@@ -239,6 +253,10 @@ static scep_challenge_status_e otp_verify(void *instance,
         return SCEP_CHALLENGE_REFUSED;
     }
     if ((db = otp_db(req, reason)) == NULL) {
+        return SCEP_CHALLENGE_ERROR;
+    }
+    if (st->key == NULL || st->key_len == 0) {
+        *reason = "no SCEPPasswordKeyFile: passwords cannot be checked";
         return SCEP_CHALLENGE_ERROR;
     }
     hash = scep_password_hash(st, password, p);
@@ -325,10 +343,12 @@ static const char *static_create(void **instance, apr_pool_t *p, int argc,
             line[0] = '\0';
         }
         apr_file_close(f);
-        pw = normalise(line, p);
-        if (!*pw) {
-            return apr_psprintf(p, "'%s' is empty", argv[0] + 5);
-        }
+        pw = line;
+    }
+    /* compared as verify() compares what a device sends */
+    pw = normalise(pw, p);
+    if (!*pw) {
+        return "the password is empty";
     }
     *instance = apr_pstrdup(p, pw);
     return NULL;

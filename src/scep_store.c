@@ -11,22 +11,22 @@
 const scep_store_stmt_t scep_store_statements[] = {
     { "scep_pw_count",
       "SELECT COUNT(*) FROM scep_password "
-      "WHERE endpoint = %s AND state = 0 AND expires > %s" },
+      "WHERE endpoint = %s AND state = 0 AND expires > %lld" },
     { "scep_pw_insert",
       "INSERT INTO scep_password (hash, endpoint, created, expires, issuer, "
       "bind_cn, bind_san, bind_profile, state) "
-      "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)" },
+      "VALUES (%s, %s, %lld, %lld, %s, %s, %s, %s, 0)" },
     { "scep_pw_lookup",
       "SELECT id, issuer, created, expires, state, bind_cn, bind_san, "
       "bind_profile, transaction_id FROM scep_password "
       "WHERE hash = %s AND endpoint = %s" },
     { "scep_pw_reserve",
-      "UPDATE scep_password SET state = 1, reserved_at = %s, "
+      "UPDATE scep_password SET state = 1, reserved_at = %lld, "
       "transaction_id = %s "
-      "WHERE hash = %s AND endpoint = %s AND expires > %s "
-      "AND (state = 0 OR (state = 1 AND reserved_at < %s))" },
+      "WHERE hash = %s AND endpoint = %s AND expires > %lld "
+      "AND (state = 0 OR (state = 1 AND reserved_at < %lld))" },
     { "scep_pw_consume",
-      "UPDATE scep_password SET state = 2, used_at = %s "
+      "UPDATE scep_password SET state = 2, used_at = %lld "
       "WHERE hash = %s AND state = 1 AND transaction_id = %s" },
     { "scep_pw_release",
       "UPDATE scep_password SET state = 0, reserved_at = NULL, "
@@ -35,23 +35,23 @@ const scep_store_stmt_t scep_store_statements[] = {
     { "scep_pw_list",
       "SELECT id, issuer, created, expires, state, bind_cn, bind_san, "
       "bind_profile, transaction_id FROM scep_password "
-      "WHERE endpoint = %s AND state = 0 AND expires > %s "
+      "WHERE endpoint = %s AND state = 0 AND expires > %lld "
       "ORDER BY created DESC, id DESC" },
     { "scep_pw_revoke",
       "UPDATE scep_password SET state = 3 "
-      "WHERE id = %s AND endpoint = %s AND state = 0" },
+      "WHERE id = %lld AND endpoint = %s AND state = 0" },
     { "scep_tx_get",
       "SELECT req_digest, state, certs, serial, created, csr, profile, "
       "subject, requester, reason, transaction_id, ca_ref "
       "FROM scep_transaction "
       "WHERE endpoint = %s AND transaction_id = %s" },
     { "scep_tx_caref",
-      "UPDATE scep_transaction SET ca_ref = %s, csr = %s, updated = %s "
+      "UPDATE scep_transaction SET ca_ref = %s, csr = %s, updated = %lld "
       "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
     { "scep_tx_claim",
       "INSERT INTO scep_transaction (endpoint, transaction_id, req_digest, "
       "subject, state, created, updated, csr, profile, requester) "
-      "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s)" },
+      "VALUES (%s, %s, %s, %s, 0, %lld, %lld, %s, %s, %s)" },
     { "scep_tx_pending",
       "SELECT req_digest, state, certs, serial, created, csr, profile, "
       "subject, requester, reason, transaction_id, ca_ref "
@@ -61,20 +61,20 @@ const scep_store_stmt_t scep_store_statements[] = {
       "ORDER BY created, transaction_id" },
     { "scep_tx_reject",
       "UPDATE scep_transaction SET state = 2, reason = %s, decided_by = %s, "
-      "csr = NULL, updated = %s "
+      "csr = NULL, updated = %lld "
       "WHERE endpoint = %s AND transaction_id = %s AND state = 0" },
     { "scep_tx_decider",
       "UPDATE scep_transaction SET decided_by = %s, csr = NULL "
       "WHERE endpoint = %s AND transaction_id = %s" },
     { "scep_nonce_add",
-      "INSERT INTO scep_nonce (nonce, seen) VALUES (%s, %s)" },
+      "INSERT INTO scep_nonce (nonce, seen) VALUES (%s, %lld)" },
     { "scep_nonce_get",
       "SELECT seen FROM scep_nonce WHERE nonce = %s" },
     { "scep_nonce_purge",
-      "DELETE FROM scep_nonce WHERE seen < %s" },
+      "DELETE FROM scep_nonce WHERE seen < %lld" },
     { "scep_tx_issued",
       "UPDATE scep_transaction SET state = 1, certs = %s, serial = %s, "
-      "updated = %s WHERE endpoint = %s AND transaction_id = %s" },
+      "updated = %lld WHERE endpoint = %s AND transaction_id = %s" },
     { "scep_tx_forget",
       "DELETE FROM scep_transaction "
       "WHERE endpoint = %s AND transaction_id = %s AND state = 1 "
@@ -153,10 +153,13 @@ static apr_status_t select_all(scep_db_t *db, const char *label,
                             apr_dbd_error(db->driver, db->handle, rc));
         return APR_EGENERAL;
     }
-    cols = apr_dbd_num_cols(db->driver, res);
     rows = apr_array_make(p, 4, sizeof(const char **));
     while (apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
-        const char **vals = apr_pcalloc(p, sizeof(char *) * (cols + 1));
+        const char **vals;
+        /* pgsql knows the columns of a sequential result only once the
+         * first row is fetched */
+        cols = apr_dbd_num_cols(db->driver, res);
+        vals = apr_pcalloc(p, sizeof(char *) * (cols + 1));
         for (i = 0; i < cols; i++) {
             const char *v = apr_dbd_get_entry(db->driver, row, i);
             vals[i] = v ? apr_pstrdup(p, v) : NULL;

@@ -31,7 +31,7 @@ extern const scep_store_stmt_t scep_store_statements[];
 #define SCEP_PW_REVOKED   3
 
 /** A reservation older than this is taken as abandoned (crashed child). */
-#define SCEP_PW_RESERVE_STALE 300
+#define SCEP_PW_RESERVE_STALE 1800
 
 typedef struct {
     const char *id;
