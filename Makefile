@@ -72,7 +72,8 @@ $(B)/t/%: t/unit/%.c $(UNIT_COMMON) $(B)/libscep.a $(HDRS) t/unit/tap.h
 DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
            libapache2-mod-perl2 perl scep strongswan-pki \
            libstrongswan-extra-plugins certmonger sqlite3 curl make gcc \
-           chromium chromium-driver
+           chromium chromium-driver softhsm2 libengine-pkcs11-openssl \
+           opensc
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

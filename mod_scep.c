@@ -1611,6 +1611,10 @@ static void scep_register_hooks(apr_pool_t *p)
 {
     ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "local",
                          SCEP_CA_PROVIDER_VERSION, &scep_ca_local_provider);
+    ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "command",
+                         SCEP_CA_PROVIDER_VERSION, &scep_ca_command_provider);
+    ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "cmp",
+                         SCEP_CA_PROVIDER_VERSION, &scep_ca_cmp_provider);
     ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "otp",
                          SCEP_CHALLENGE_PROVIDER_VERSION, &scep_challenge_otp);
     ap_register_provider(p, SCEP_CHALLENGE_PROVIDER_GROUP, "static",

@@ -89,11 +89,27 @@ if [ "$(id -u)" = 0 ]; then
     chown -R nobody:nogroup t/db 2>/dev/null || chown -R nobody t/db
 fi
 
+# Services and fixtures some tests need (a mock CMP server, an HSM token...):
+# every t/setup/*.sh is sourced here, before httpd starts; a background
+# process it starts writes its pid to t/logs/setup-NAME.pid and is stopped
+# with httpd.
+mkdir -p t/logs
+rm -f t/logs/setup-*.pid
+for f in t/setup/*.sh; do
+    [ -f "$f" ] || continue
+    . "./$f" || die "setup $f failed"
+done
+
 # ---- 2. Apache::Test: t/TEST, configuration, httpd -------------------------
 stop_httpd() {
     if [ -x t/TEST ]; then
         t/TEST -stop-httpd >>t/logs/stop.log 2>&1 || true
     fi
+    for pf in t/logs/setup-*.pid; do
+        [ -f "$pf" ] || continue
+        kill "$(cat "$pf")" 2>/dev/null || true
+        rm -f "$pf"
+    done
 }
 
 mkdir -p t/logs
