@@ -965,10 +965,10 @@ static void warn_expiry(server_rec *s, X509 *cert, const char *what,
 
     if (left < RA_WARN_SECONDS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00002)
-                     "%s %s expires in %lld days (%s): renew it before "
+                     "%s %s expires in %" APR_INT64_T_FMT " days (%s): renew it before "
                      "clients stop enrolling", what,
                      scep_name_str(X509_get_subject_name(cert), p),
-                     left / 86400, ASN1_STRING_get0_data(
+                     (apr_int64_t)(left / 86400), ASN1_STRING_get0_data(
                          (ASN1_STRING *)X509_get0_notAfter(cert)));
     }
 }
@@ -1214,6 +1214,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                 pconf) != APR_SUCCESS) {
         global->mutex = NULL;
     }
+    scep_metrics_init(pconf, s);
     rc = check_sections(ptemp, s);
     return rc == OK ? check_stores(ptemp, s) : rc;
 }
@@ -1356,29 +1357,42 @@ static int read_body(request_rec *r, apr_off_t limit, unsigned char **out,
     return OK;
 }
 
-int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
-                        int status, int fail_info, STACK_OF(X509) *certs)
+static int op_of(int message_type)
+{
+    switch (message_type) {
+    case SCEP_MT_PKCSREQ:    return SCEP_OP_PKCSREQ;
+    case SCEP_MT_RENEWALREQ: return SCEP_OP_RENEWALREQ;
+    case SCEP_MT_CERTPOLL:   return SCEP_OP_CERTPOLL;
+    case SCEP_MT_GETCERT:    return SCEP_OP_GETCERT;
+    case SCEP_MT_GETCRL:     return SCEP_OP_GETCRL;
+    default:                 return SCEP_OP_OTHER;
+    }
+}
+
+/* Encode, count and send a CertRep answering @a msg. */
+static int send_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                        scep_certrep_t *rep)
 {
     request_rec *r = rc->r;
-    scep_certrep_t rep;
     const unsigned char *der;
     apr_size_t len;
     const char *why = NULL;
 
-    memset(&rep, 0, sizeof(rep));
-    rep.pki_status = status;
-    rep.fail_info = fail_info;
-    rep.transaction_id = msg->transaction_id;
-    rep.recipient_nonce = msg->has_sender_nonce ? msg->sender_nonce : NULL;
-    rep.certs = certs;
-    rep.encrypt_to = msg->signer;
-    rep.cipher_nid = msg->cipher_nid;
-    rep.signer_cert = rc->ep->sign->cert;
-    rep.signer_key = rc->ep->sign->key;
+    rep->transaction_id = msg->transaction_id;
+    rep->recipient_nonce = msg->has_sender_nonce ? msg->sender_nonce : NULL;
+    rep->encrypt_to = msg->signer;
+    rep->cipher_nid = msg->cipher_nid;
+    rep->signer_cert = rc->ep->sign->cert;
+    rep->signer_key = rc->ep->sign->key;
     /* answer with the request's digest when it is one we allow */
-    rep.digest_nid = (msg->digest & rc->ep->dctx.allowed_digests)
-                     ? msg->digest_nid : NID_sha256;
-    if (scep_certrep_encode(&der, &len, &rep, &why, r->pool) != APR_SUCCESS) {
+    rep->digest_nid = (msg->digest & rc->ep->dctx.allowed_digests)
+                      ? msg->digest_nid : NID_sha256;
+    scep_metrics_note(r, op_of(msg->message_type),
+                      rep->pki_status == SCEP_STATUS_SUCCESS ? SCEP_OUT_SUCCESS
+                      : rep->pki_status == SCEP_STATUS_PENDING
+                        ? SCEP_OUT_PENDING : SCEP_OUT_FAILURE,
+                      rep->fail_info, msg->cipher, msg->digest);
+    if (scep_certrep_encode(&der, &len, rep, &why, r->pool) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00011)
                       "cannot encode the CertRep for transaction %s: %s",
                       msg->transaction_id, why);
@@ -1387,35 +1401,28 @@ int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
     return send_body(r, "application/x-pki-message", der, len);
 }
 
+int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
+                      int status, int fail_info, STACK_OF(X509) *certs)
+{
+    scep_certrep_t rep;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.pki_status = status;
+    rep.fail_info = fail_info;
+    rep.certs = certs;
+    return send_certrep(rc, msg, &rep);
+}
+
 int scep_glue_certrep_crl(scep_req_ctx_t *rc, const scep_msg_t *msg,
                           const unsigned char *der, apr_size_t len)
 {
-    request_rec *r = rc->r;
     scep_certrep_t rep;
-    const unsigned char *out;
-    apr_size_t outlen;
-    const char *why = NULL;
 
     memset(&rep, 0, sizeof(rep));
     rep.pki_status = SCEP_STATUS_SUCCESS;
-    rep.transaction_id = msg->transaction_id;
-    rep.recipient_nonce = msg->has_sender_nonce ? msg->sender_nonce : NULL;
     rep.crl_der = der;
     rep.crl_len = len;
-    rep.encrypt_to = msg->signer;
-    rep.cipher_nid = msg->cipher_nid;
-    rep.signer_cert = rc->ep->sign->cert;
-    rep.signer_key = rc->ep->sign->key;
-    rep.digest_nid = (msg->digest & rc->ep->dctx.allowed_digests)
-                     ? msg->digest_nid : NID_sha256;
-    if (scep_certrep_encode(&out, &outlen, &rep, &why, r->pool)
-        != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00017)
-                      "cannot encode the CRL CertRep for transaction %s: %s",
-                      msg->transaction_id, why);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return send_body(r, "application/x-pki-message", out, outlen);
+    return send_certrep(rc, msg, &rep);
 }
 
 int scep_glue_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
@@ -1546,15 +1553,13 @@ static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
     }
 }
 
-static int scep_handler(request_rec *r)
+/* One request to the SCEP endpoint; *opn says which operation it was. */
+static int scep_handle(request_rec *r, int *opn)
 {
     scep_req_ctx_t rc;
     const char *op;
     int is_post;
 
-    if (!r->handler || strcmp(r->handler, "scep")) {
-        return DECLINED;
-    }
     r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
     if (r->method_number != M_GET && r->method_number != M_POST) {
         return HTTP_METHOD_NOT_ALLOWED;
@@ -1572,6 +1577,7 @@ static int scep_handler(request_rec *r)
 
     op = query_arg(r, "operation");
     if (op == NULL) {
+        *opn = SCEP_OP_INFO;
         if (is_post) {
             return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                                "POST without operation=PKIOperation");
@@ -1579,6 +1585,7 @@ static int scep_handler(request_rec *r)
         return send_info_page(r);
     }
     if (!strcasecmp(op, "PKIOperation")) {
+        *opn = SCEP_OP_OTHER;   /* until the message type is known */
         return handle_pkioperation(&rc, is_post);
     }
     if (is_post) {
@@ -1587,13 +1594,16 @@ static int scep_handler(request_rec *r)
                                         ap_escape_logitem(r->pool, op)));
     }
     if (!strcasecmp(op, "GetCACaps")) {
+        *opn = SCEP_OP_GETCACAPS;
         return send_body(r, "text/plain", rc.ep->caps, strlen(rc.ep->caps));
     }
     if (!strcasecmp(op, "GetCACert")) {
+        *opn = SCEP_OP_GETCACERT;
         return send_body(r, rc.ep->cacert_type, rc.ep->cacert,
                          rc.ep->cacert_len);
     }
     if (!strcasecmp(op, "GetNextCACert")) {
+        *opn = SCEP_OP_GETNEXTCACERT;
         if (!rc.ep->nextca) {
             return scep_glue_refuse(r, HTTP_BAD_REQUEST, "GetNextCACert: no next "
                                "CA certificate is configured "
@@ -1605,6 +1615,24 @@ static int scep_handler(request_rec *r)
     return scep_glue_refuse(r, HTTP_BAD_REQUEST,
                        apr_psprintf(r->pool, "unknown operation '%s'",
                                     ap_escape_logitem(r->pool, op)));
+}
+
+static int scep_handler(request_rec *r)
+{
+    apr_time_t start = apr_time_now();
+    int op = SCEP_OP_OTHER, rc;
+
+    if (!r->handler || strcmp(r->handler, "scep")) {
+        return DECLINED;
+    }
+    rc = scep_handle(r, &op);
+    scep_metrics_done(r, op, rc, start);
+    return rc;
+}
+
+scep_endpoint_t *scep_glue_endpoint(const scep_dir_conf_t *c, apr_pool_t *p)
+{
+    return endpoint_get(c, p);
 }
 
 static void scep_register_hooks(apr_pool_t *p)
@@ -1624,6 +1652,8 @@ static void scep_register_hooks(apr_pool_t *p)
                          SCEP_CHALLENGE_PROVIDER_VERSION, &scep_challenge_none);
     ap_hook_handler(scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(scep_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(scep_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(scep_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);

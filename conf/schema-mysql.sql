@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS scep_crl (
     crl_number     BIGINT       NOT NULL,
     this_update    BIGINT       NOT NULL,
     next_update    BIGINT       NOT NULL,
-    der            TEXT         NOT NULL          -- base64 DER
+    der            MEDIUMTEXT   NOT NULL          -- base64 DER (a large CRL)
 ) ENGINE=InnoDB;
 
 -- senderNonces seen recently (replay protection).

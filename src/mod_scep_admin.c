@@ -177,6 +177,7 @@ static int do_generate(admin_ctx_t *ac, const scep_challenge_binding_t *bind)
                                 &multi, &reason);
     switch (st) {
     case SCEP_CHALLENGE_OK:
+        scep_metrics_count(SCEP_CTR_PW_ISSUED);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00112)
                       "admin page: %s password issued to %s%s%s%s%s",
                       multi ? "the shared" : "a one-time", req.user,
@@ -199,6 +200,7 @@ static int do_generate(admin_ctx_t *ac, const scep_challenge_binding_t *bind)
         return send_page(ac, page_password(ac, pw, req.settings->validity,
                                            multi));
     case SCEP_CHALLENGE_FULL:
+        scep_metrics_count(SCEP_CTR_PW_FULL);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00113)
                       "admin page: password cache full for %s: %s",
                       req.user, reason ? reason : "-");

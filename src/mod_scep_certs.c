@@ -46,9 +46,6 @@ APLOG_USE_MODULE(scep);
 
 /* Not in mod_scep_private.h yet: revoke by serial from other glue (the
  * renewal path should use it so that the CRL is regenerated at once). */
-int scep_certs_revoke(request_rec *r, const scep_dir_conf_t *c,
-                      const char *serial, int *reason, int *already,
-                      apr_int64_t *crl_number, const char **why);
 
 /* ---- the per-process CRL cache ---------------------------------------- */
 
@@ -385,7 +382,7 @@ int scep_crl_handler(request_rec *r)
     ca = sk_X509_value(c->ca_chain, 0);
     rv = crl_obtain(r, c, ca, 0, &der, &len, &info, &why);
     if (rv == CRL_MISCONFIGURED) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00210)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00221)
                       "CRL handler: no CRL for %s at %s: %s",
                       scep_name_str(X509_get_subject_name(ca), r->pool),
                       r->uri, why);
@@ -539,7 +536,7 @@ int scep_certs_getcert(scep_req_ctx_t *rc, scep_msg_t *msg)
             certs = scep_own_certs(r->pool, sk_X509_new_null());
             X509_up_ref(x);
             sk_X509_push(certs, x);
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00204)
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00222)
                           "GetCert: certificate %s from CA provider %s sent, "
                           "transaction %s", serial, c->provider_name,
                           msg->transaction_id);
@@ -614,7 +611,7 @@ int scep_certs_getcrl(scep_req_ctx_t *rc, scep_msg_t *msg)
         rv = c->provider->get_crl(c->provider_inst, msg->issuer, &der, &len,
                                   r->pool);
         if (rv == APR_SUCCESS && der && len) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00207)
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00223)
                           "GetCRL: CRL of %s from CA provider %s sent, "
                           "transaction %s", issuer, c->provider_name,
                           msg->transaction_id);
@@ -843,7 +840,7 @@ static int certs_list(request_rec *r, const scep_dir_conf_t *c, int json,
     }
     if (scep_cert_list(db, X509_get_subject_name(ca), CERTS_LIST_LIMIT,
                        &rows, &why, r->pool) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00218)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00224)
                       "admin page: cannot list certificates: %s", why);
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -861,8 +858,9 @@ static int certs_list(request_rec *r, const scep_dir_conf_t *c, int json,
         const char *not_after = rfc3339(cr->not_after, r->pool);
 
         if (json) {
-            out = apr_psprintf(r->pool, "%s%s{\"serial\": %s, \"subject\": %s, "
-                               "\"not_before\": %s, \"not_after\": %s, "
+            out = apr_psprintf(r->pool, "%s%s{\"serial\": %s, "
+                               "\"subject\": %s, \"not_before\": %s, "
+                               "\"not_after\": %s, "
                                "\"status\": \"%s\", \"revoked_at\": %s, "
                                "\"reason\": %s, \"reason_code\": %s, "
                                "\"transaction_id\": %s, \"profile\": %s}",
@@ -1012,7 +1010,7 @@ static int certs_revoke(request_rec *r, const scep_dir_conf_t *c, int json,
         return HTTP_UNAUTHORIZED;
     }
     if (!same_origin(r)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00219)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00225)
                       "admin page: revocation of %s refused (rule: "
                       "same-origin): a page of another site posted it "
                       "(Origin %s, Sec-Fetch-Site %s)",
@@ -1038,7 +1036,7 @@ static int certs_revoke(request_rec *r, const scep_dir_conf_t *c, int json,
     }
     if (status != HTTP_OK) {
         int level = status >= 500 ? APLOG_ERR : APLOG_WARNING;
-        ap_log_rerror(APLOG_MARK, level, 0, r, SCEP_LOGNO(00215)
+        ap_log_rerror(APLOG_MARK, level, 0, r, SCEP_LOGNO(00226)
                       "admin page: revocation of certificate %s by %s "
                       "refused (rule: revoke): %s",
                       ap_escape_logitem(r->pool, serial),
@@ -1093,7 +1091,7 @@ int scep_certs_admin(request_rec *r, const scep_dir_conf_t *c, int json)
         return DECLINED;
     }
     if (c->ca_chain == NULL || sk_X509_num(c->ca_chain) == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00210)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00227)
                       "admin page: no SCEPCACertificateFile applies to %s",
                       r->uri);
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -377,9 +377,10 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
         && scep_cert_seconds_left(msg->signer)
            > (long long)prof->renewal_window_days * 86400) {
         *rule = "renewal-window";
-        return apr_psprintf(r->pool, "the certificate has %lld days left; "
-                            "profile %s renews only in the last %d days",
-                            scep_cert_seconds_left(msg->signer) / 86400,
+        return apr_psprintf(r->pool, "the certificate has %" APR_INT64_T_FMT " days "
+                            "left; profile %s renews only in the last %d "
+                            "days", (apr_int64_t)(scep_cert_seconds_left(
+                                msg->signer) / 86400),
                             prof->name, prof->renewal_window_days);
     }
     if (db) {
@@ -543,6 +544,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             return store_unavailable(r, "challenge", why);
         }
         if (cs != SCEP_CHALLENGE_OK) {
+            scep_metrics_count(SCEP_CTR_PW_REFUSED);
             return scep_glue_failure(rc, msg, SCEP_FAIL_BADMSGCHECK,
                                      apr_pstrcat(r->pool, "challenge ",
                                                  c->challenge_name, NULL),
@@ -557,6 +559,10 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
 #define NOTIFY(outcome) do {                                               \
         if (verified && c->challenge->notify) {                            \
             c->challenge->notify(c->challenge_inst, &chreq, pw, (outcome)); \
+        }                                                                  \
+        if (verified && (outcome) != SCEP_OUTCOME_FAILED                   \
+            && c->challenge == &scep_challenge_otp) {                      \
+            scep_metrics_count(SCEP_CTR_PW_CONSUMED);                      \
         }                                                                  \
     } while (0)
 
@@ -612,12 +618,12 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         scep_certs_issued(r, c, reply.certs, msg->transaction_id, prof->name);
         NOTIFY(SCEP_OUTCOME_ISSUED);
         if (renewal && prof->revoke_on_renewal && db) {
-            int done = 0;
+            int reason = 4 /* superseded */, already = 0;
+            apr_int64_t crl_number = 0;
             const char *old = scep_serial_str(
                 X509_get0_serialNumber(msg->signer), r->pool);
-            if (scep_cert_revoke(db, X509_get_issuer_name(msg->signer), old,
-                                 4 /* superseded */, now, &done, &why,
-                                 r->pool) != APR_SUCCESS) {
+            if (scep_certs_revoke(r, c, old, &reason, &already, &crl_number,
+                                  &why) != HTTP_OK && !already) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00020)
                               "renewal: cannot revoke the replaced "
                               "certificate %s: %s", old, why);

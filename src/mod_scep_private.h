@@ -132,12 +132,44 @@ int scep_certs_getcrl(scep_req_ctx_t *rc, scep_msg_t *msg);
 void scep_certs_issued(request_rec *r, const scep_dir_conf_t *c,
                        STACK_OF(X509) *certs, const char *tid,
                        const char *profile);
+/** Revoke a certificate of this section's CA by serial: the store, the
+ *  CRL regenerated at once, provider->revoke when there is one.  Returns an
+ *  HTTP status; *reason goes in as asked and comes back as on record. */
+int scep_certs_revoke(request_rec *r, const scep_dir_conf_t *c,
+                      const char *serial, int *reason, int *already,
+                      apr_int64_t *crl_number, const char **why);
 /** The "scep-crl" handler: the CRL over plain HTTP (DER, application/pkix-crl). */
 int scep_crl_handler(request_rec *r);
 /** Admin page actions on certificates: GET ?certs lists, POST
  *  ?revoke-cert=SERIAL[&reason=N] revokes.  DECLINED when the request is
  *  not one of these. */
 int scep_certs_admin(request_rec *r, const scep_dir_conf_t *c, int json);
+
+/* ---- src/mod_scep_status.c: health and metrics ---- */
+typedef enum {
+    SCEP_OP_GETCACAPS = 0, SCEP_OP_GETCACERT, SCEP_OP_GETNEXTCACERT,
+    SCEP_OP_PKCSREQ, SCEP_OP_RENEWALREQ, SCEP_OP_CERTPOLL, SCEP_OP_GETCERT,
+    SCEP_OP_GETCRL, SCEP_OP_OTHER, SCEP_OP_INFO, SCEP_OP_COUNT
+} scep_op_e;
+typedef enum {
+    SCEP_OUT_SUCCESS = 0, SCEP_OUT_PENDING, SCEP_OUT_FAILURE,
+    SCEP_OUT_HTTP_ERROR, SCEP_OUT_COUNT
+} scep_outcome_e;
+typedef enum {
+    SCEP_CTR_PW_ISSUED = 0, SCEP_CTR_PW_CONSUMED, SCEP_CTR_PW_REFUSED,
+    SCEP_CTR_PW_FULL, SCEP_CTR_COUNT
+} scep_counter_e;
+apr_status_t scep_metrics_init(apr_pool_t *pconf, server_rec *s);
+/** Record what a PKIOperation came to (read when the request is done). */
+void scep_metrics_note(request_rec *r, int op, int outcome, int fail_info,
+                       int cipher_bit, int digest_bit);
+void scep_metrics_count(int counter);
+/** Count a finished request; @a rc is what its handler returned. */
+void scep_metrics_done(request_rec *r, int op, int rc, apr_time_t start);
+int scep_metrics_handler(request_rec *r);
+int scep_status_handler(request_rec *r);
+/** The endpoint of a merged configuration (built once per process). */
+scep_endpoint_t *scep_glue_endpoint(const scep_dir_conf_t *c, apr_pool_t *p);
 
 /** The "scep-admin" handler. */
 int scep_admin_handler(request_rec *r);

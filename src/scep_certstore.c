@@ -141,10 +141,13 @@ static apr_status_t select_all(scep_db_t *db, const char *label,
                             apr_dbd_error(db->driver, db->handle, rc));
         return APR_EGENERAL;
     }
-    cols = apr_dbd_num_cols(db->driver, res);
     rows = apr_array_make(p, 4, sizeof(const char **));
     while (apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
-        const char **vals = apr_pcalloc(p, sizeof(char *) * (cols + 1));
+        const char **vals;
+        /* known after the first row only (pgsql in sequential mode) */
+        cols = apr_dbd_num_cols(db->driver, res);
+        /* room for the fixed columns the callers read, whatever came */
+        vals = apr_pcalloc(p, sizeof(char *) * (cols > 16 ? cols + 1 : 17));
         for (i = 0; i < cols; i++) {
             const char *v = apr_dbd_get_entry(db->driver, row, i);
             vals[i] = v ? apr_pstrdup(p, v) : NULL;

@@ -12,6 +12,9 @@ const scep_store_stmt_t scep_store_statements[] = {
     { "scep_pw_count",
       "SELECT COUNT(*) FROM scep_password "
       "WHERE endpoint = %s AND state = 0 AND expires > %lld" },
+    { "scep_pw_expired",
+      "SELECT COUNT(*) FROM scep_password "
+      "WHERE endpoint = %s AND state = 0 AND expires <= %lld" },
     { "scep_pw_insert",
       "INSERT INTO scep_password (hash, endpoint, created, expires, issuer, "
       "bind_cn, bind_san, bind_profile, state) "
@@ -191,6 +194,25 @@ apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
     args[0] = endpoint;
     args[1] = i64(now, p);
     rv = select_all(db, "scep_pw_count", &rows, why, p, 2, args);
+    if (rv == APR_SUCCESS) {
+        *count = rows->nelts ? (int)to_i64(APR_ARRAY_IDX(rows, 0,
+                                                         const char **)[0])
+                             : 0;
+    }
+    return rv;
+}
+
+apr_status_t scep_pw_count_expired(scep_db_t *db, const char *endpoint,
+                                   apr_int64_t now, int *count,
+                                   const char **why, apr_pool_t *p)
+{
+    const char *args[2];
+    apr_array_header_t *rows;
+    apr_status_t rv;
+
+    args[0] = endpoint;
+    args[1] = i64(now, p);
+    rv = select_all(db, "scep_pw_expired", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS) {
         *count = rows->nelts ? (int)to_i64(APR_ARRAY_IDX(rows, 0,
                                                          const char **)[0])

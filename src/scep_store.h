@@ -49,6 +49,11 @@ apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
                                 apr_int64_t now, int *count,
                                 const char **why, apr_pool_t *p);
 
+/** Passwords that expired unused (a gauge for the metrics). */
+apr_status_t scep_pw_count_expired(scep_db_t *db, const char *endpoint,
+                                   apr_int64_t now, int *count,
+                                   const char **why, apr_pool_t *p);
+
 apr_status_t scep_pw_insert(scep_db_t *db, const char *endpoint,
                             const char *hash, apr_int64_t created,
                             apr_int64_t expires, const char *issuer,
