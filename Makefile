@@ -5,6 +5,9 @@
 #   make run     demo PKI + httpd on 127.0.0.1:$(PORT) in the foreground
 #   make test    the whole suite (unit, Apache::Test, interop)
 #   make install install the module with apxs
+#   make test-farm  the farm scenario alone (PostgreSQL, two nodes, a balancer)
+#   make bench   the benchmark (bench/results.json, docs/performance.md)
+#   make fuzz    run every libFuzzer target for a bounded time
 
 APXS     ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 PORT     ?= 8080
@@ -43,7 +46,8 @@ UNIT_SRC  = $(wildcard t/unit/test_*.c)
 UNITS     = $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNIT_COMMON = $(wildcard t/unit/tap.c)
 
-.PHONY: all deps build run test test-unit install clean check-deps
+.PHONY: all deps build run test test-unit test-farm bench fuzz install \
+        install-headers clean check-deps
 
 all: build
 build: $(B)/mod_scep.so $(B)/libscep.a $(TOOLS) $(UNITS)
@@ -73,7 +77,7 @@ DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
            libapache2-mod-perl2 perl scep strongswan-pki \
            libstrongswan-extra-plugins certmonger sqlite3 curl make gcc \
            chromium chromium-driver softhsm2 libengine-pkcs11-openssl \
-           opensc
+           opensc postgresql libaprutil1-dbd-pgsql
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -100,7 +104,21 @@ test: deps build
 test-unit: build
 	prove $(UNITS)
 
-install: build
+test-farm: deps build
+	prove -I t/lib t/70-farm.t
+
+bench: deps build
+	sh bench/run.sh
+
+fuzz: build
+	sh fuzz/run.sh
+
+# the public header, for out-of-tree providers (apxs -I$(DESTDIR)$(AP_INC))
+install-headers:
+	install -d $(DESTDIR)$(AP_INC)
+	install -m 644 include/mod_scep.h $(DESTDIR)$(AP_INC)/mod_scep.h
+
+install: build install-headers
 	$(APXS) -i -n scep $(B)/mod_scep.so
 
 clean:
