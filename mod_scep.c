@@ -750,6 +750,8 @@ static const command_rec scep_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "largest SCEP request in bytes"),
     AP_INIT_FLAG("SCEPLegacyProvider", set_legacy, NULL, RSRC_CONF,
                  "load OpenSSL's legacy provider (single DES)"),
+    AP_INIT_TAKE1("SCEPAuditLog", scep_audit_set, NULL, RSRC_CONF,
+                  "file or |pipe receiving one JSON line per decision"),
     { NULL }
 };
 
@@ -953,6 +955,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     global->pool = pconf;
     global->endpoints = apr_hash_make(pconf);
     global->dbd_prepared = apr_hash_make(pconf);
+    scep_audit_reset();
     apr_pool_cleanup_register(pconf, NULL, global_cleanup,
                               apr_pool_cleanup_null);
     return OK;
@@ -1215,6 +1218,9 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         global->mutex = NULL;
     }
     scep_metrics_init(pconf, s);
+    if (scep_audit_open(pconf, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     rc = check_sections(ptemp, s);
     return rc == OK ? check_stores(ptemp, s) : rc;
 }
@@ -1226,6 +1232,8 @@ int scep_glue_refuse(request_rec *r, int status, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00010)
                   "refused with HTTP %d: %s", status, why);
+    scep_audit(r, NULL, apr_psprintf(r->pool, "http_%d", status), -1,
+               "http", why);
     r->status = status;
     if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         r->connection->keepalive = AP_CONN_CLOSE;
@@ -1428,6 +1436,7 @@ int scep_glue_certrep_crl(scep_req_ctx_t *rc, const scep_msg_t *msg,
 int scep_glue_failure(scep_req_ctx_t *rc, const scep_msg_t *msg,
                         int fail_info, const char *rule, const char *why)
 {
+    scep_audit(rc->r, msg, "refused", fail_info, rule, why);
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, rc->r, SCEP_LOGNO(00012)
                   "%s refused (%s), transaction %s, %s: %s",
                   scep_msg_type_name(msg->message_type),
@@ -1635,8 +1644,27 @@ scep_endpoint_t *scep_glue_endpoint(const scep_dir_conf_t *c, apr_pool_t *p)
     return endpoint_get(c, p);
 }
 
+static apr_status_t child_exiting(void *d)
+{
+    scep_pki_process_exiting();
+    return APR_SUCCESS;
+}
+
+/* A child tears its pools down on the way out; from then on our cleanups
+ * leave OpenSSL alone (see scep_pki_process_exiting). */
+static void scep_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_pool_cleanup_register(pchild, NULL, child_exiting,
+                              apr_pool_cleanup_null);
+}
+
 static void scep_register_hooks(apr_pool_t *p)
 {
+    /* OpenSSL must not clean up at exit: APR's apr_terminate (registered
+     * with atexit before us) would then free our keys and certificates in
+     * pool cleanups after OpenSSL is gone, and children crashed on exit.
+     * mod_ssl does the same. */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "local",
                          SCEP_CA_PROVIDER_VERSION, &scep_ca_local_provider);
     ap_register_provider(p, SCEP_CA_PROVIDER_GROUP, "command",
@@ -1657,6 +1685,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_test_config(scep_test_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

@@ -579,6 +579,18 @@ int scep_admin_handler(request_rec *r)
     if ((rc = scep_certs_admin(r, ac.conf, ac.json)) != DECLINED) {
         return rc;
     }
+    /* a POST changes state (approve, reject, revoke, a bound password):
+     * never on behalf of another site's page */
+    if (r->method_number == M_POST && !scep_glue_same_origin(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00122)
+                      "admin page refused a cross-site POST (Origin %s, "
+                      "Sec-Fetch-Site %s)",
+                      apr_table_get(r->headers_in, "Origin")
+                      ? apr_table_get(r->headers_in, "Origin") : "-",
+                      apr_table_get(r->headers_in, "Sec-Fetch-Site")
+                      ? apr_table_get(r->headers_in, "Sec-Fetch-Site") : "-");
+        return HTTP_FORBIDDEN;
+    }
     if ((rc = read_binding(&ac, &bind, &params)) != OK) {
         return rc;
     }

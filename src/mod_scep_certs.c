@@ -918,7 +918,7 @@ static const char *or_dash(const char *s)
 
 /* A POST from a page of another site (cross-site request forgery with the
  * administrator's credentials) is refused. */
-static int same_origin(request_rec *r)
+int scep_glue_same_origin(request_rec *r)
 {
     const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *origin = apr_table_get(r->headers_in, "Origin");
@@ -1009,7 +1009,7 @@ static int certs_revoke(request_rec *r, const scep_dir_conf_t *c, int json,
                       "user): no authenticated user");
         return HTTP_UNAUTHORIZED;
     }
-    if (!same_origin(r)) {
+    if (!scep_glue_same_origin(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00225)
                       "admin page: revocation of %s refused (rule: "
                       "same-origin): a page of another site posted it "

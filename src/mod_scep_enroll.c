@@ -294,6 +294,10 @@ static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
         || scep_certs_p7_decode(&certs, der, len, r->pool) != APR_SUCCESS) {
         return store_unavailable(r, "stored certificates", "do not decode");
     }
+    apr_table_setn(r->notes, "scep-audit-serial",
+                   tx->serial ? tx->serial : "-");
+    scep_audit(r, msg, "issued", -1, "retry", "answered before: the same "
+               "certificate again");
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00016)
                   "%s: transaction %s was answered before: the same "
                   "certificate again (serial %s)",
@@ -507,6 +511,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, "profile",
                                  apr_psprintf(r->pool, "no profile %s", tmpl));
     }
+    apr_table_setn(r->notes, "scep-audit-profile", prof->name);
     if ((why = scep_profile_check(prof, msg->csr, &rule, &fail_info,
                                   r->pool)) != NULL) {
         return scep_glue_failure(rc, msg, fail_info,
@@ -524,6 +529,11 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     chreq.csr = msg->csr;
     chreq.profile = prof->name;
 
+    apr_table_setn(r->notes, "scep-audit-challenge",
+                   renewal ? apr_pstrcat(r->pool, "renewal of ",
+                                         scep_serial_str(X509_get0_serialNumber(
+                                             msg->signer), r->pool), NULL)
+                           : c->challenge_name ? c->challenge_name : "none");
     if (renewal) {
         /* signed by a valid certificate of ours: no password, but the
          * renewal rules of the profile */
@@ -554,6 +564,8 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                                  why ? why : "-", NULL));
         }
         verified = 1;
+        apr_table_setn(r->notes, "scep-audit-challenge",
+                       apr_pstrcat(r->pool, c->challenge_name, ": ok", NULL));
     }
 
 #define NOTIFY(outcome) do {                                               \
@@ -594,6 +606,9 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                                   prof->name));
         }
         NOTIFY(SCEP_OUTCOME_PENDING);
+        scep_audit(r, msg, "pending", -1, "approval", apr_psprintf(
+                       r->pool, "profile %s waits for an administrator",
+                       prof->name));
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEP_LOGNO(00019)
                       "%s pending: transaction %s, subject %s, profile %s "
                       "waits for an administrator",
@@ -604,6 +619,12 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     }
 
     issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, &reply);
+    apr_table_setn(r->notes, "scep-audit-ca",
+                   apr_pstrcat(r->pool, c->provider_name, ": ",
+                               reply.status == SCEP_CA_ISSUED ? "issued"
+                               : reply.status == SCEP_CA_PENDING ? "pending"
+                               : reply.status == SCEP_CA_REJECTED
+                                 ? "rejected" : "error", NULL));
     switch (reply.status) {
     case SCEP_CA_ISSUED:
         serial = scep_serial_str(X509_get0_serialNumber(
@@ -617,6 +638,9 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         }
         scep_certs_issued(r, c, reply.certs, msg->transaction_id, prof->name);
         NOTIFY(SCEP_OUTCOME_ISSUED);
+        apr_table_setn(r->notes, "scep-audit-serial", serial);
+        scep_audit(r, msg, "issued", -1, renewal ? "renewal" : "challenge",
+                   NULL);
         if (renewal && prof->revoke_on_renewal && db) {
             int reason = 4 /* superseded */, already = 0;
             apr_int64_t crl_number = 0;
@@ -653,6 +677,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                           "was not recorded: %s", msg->transaction_id, why);
         }
         NOTIFY(SCEP_OUTCOME_PENDING);
+        scep_audit(r, msg, "pending", -1, "ca-provider", reply.reference);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00014)
                       "%s pending at CA provider %s: transaction %s, "
                       "subject %s", scep_msg_type_name(msg->message_type),
@@ -744,6 +769,11 @@ int scep_enroll_decide(request_rec *r, const scep_dir_conf_t *c,
                            who, now, &done, why, r->pool) != APR_SUCCESS) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
+        apr_table_setn(r->notes, "scep-audit-user", who);
+        scep_audit(r, NULL, "rejected", -1, "administrator",
+                   apr_psprintf(r->pool, "transaction %s (%s): %s", tid,
+                                tx->subject ? tx->subject : "-",
+                                reason ? reason : "-"));
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEP_LOGNO(00021)
                       "request %s (%s) rejected by %s: %s", tid,
                       tx->subject ? tx->subject : "-", who,
@@ -789,6 +819,12 @@ int scep_enroll_decide(request_rec *r, const scep_dir_conf_t *c,
         return HTTP_SERVICE_UNAVAILABLE;
     }
     scep_certs_issued(r, c, reply.certs, tid, prof->name);
+    apr_table_setn(r->notes, "scep-audit-user", who);
+    apr_table_setn(r->notes, "scep-audit-profile", prof->name);
+    apr_table_setn(r->notes, "scep-audit-serial", serial);
+    scep_audit(r, NULL, "approved", -1, "administrator",
+               apr_psprintf(r->pool, "transaction %s (%s)", tid,
+                            tx->subject ? tx->subject : "-"));
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEP_LOGNO(00024)
                   "request %s (%s) approved by %s: serial %s, profile %s",
                   tid, tx->subject ? tx->subject : "-", who, serial,

@@ -171,6 +171,20 @@ int scep_status_handler(request_rec *r);
 /** The endpoint of a merged configuration (built once per process). */
 scep_endpoint_t *scep_glue_endpoint(const scep_dir_conf_t *c, apr_pool_t *p);
 
+/* ---- src/mod_scep_audit.c: one JSON line per decision ---- */
+const char *scep_audit_set(cmd_parms *cmd, void *dc, const char *arg);
+void scep_audit_reset(void);
+apr_status_t scep_audit_open(apr_pool_t *pconf, server_rec *s);
+/** Write one decision.  @a msg may be NULL (admin actions, HTTP errors);
+ *  notes "scep-audit-{user,profile,challenge,ca,serial}" add fields. */
+void scep_audit(request_rec *r, const scep_msg_t *msg, const char *decision,
+                int fail_info, const char *rule, const char *reason);
+
+/** Did a state-changing request come from our own pages (or from no
+ *  browser at all)?  Sec-Fetch-Site, else Origin against Host: a page on
+ *  another site cannot use the admin's cached login (CSRF). */
+int scep_glue_same_origin(request_rec *r);
+
 /** The "scep-admin" handler. */
 int scep_admin_handler(request_rec *r);
 

@@ -14,39 +14,61 @@
 
 #include "scep_pki.h"
 
+/* Set once the process is ending: the pools are torn down by exit
+ * handlers, possibly after OpenSSL's own, and freeing then would touch
+ * what OpenSSL already released.  The memory goes with the process. */
+static volatile int exiting;
+
+void scep_pki_process_exiting(void)
+{
+    exiting = 1;
+}
+
 static apr_status_t free_x509(void *d)
 {
-    X509_free(d);
+    if (!exiting) {
+        X509_free(d);
+    }
     return APR_SUCCESS;
 }
 
 static apr_status_t free_req(void *d)
 {
-    X509_REQ_free(d);
+    if (!exiting) {
+        X509_REQ_free(d);
+    }
     return APR_SUCCESS;
 }
 
 static apr_status_t free_pkey(void *d)
 {
-    EVP_PKEY_free(d);
+    if (!exiting) {
+        EVP_PKEY_free(d);
+    }
     return APR_SUCCESS;
 }
 
 static apr_status_t free_name(void *d)
 {
-    X509_NAME_free(d);
+    if (!exiting) {
+        X509_NAME_free(d);
+    }
     return APR_SUCCESS;
 }
 
 static apr_status_t free_int(void *d)
 {
-    ASN1_INTEGER_free(d);
+    if (!exiting) {
+        ASN1_INTEGER_free(d);
+    }
     return APR_SUCCESS;
 }
 
 static apr_status_t free_certs(void *d)
 {
-    sk_X509_pop_free(d, X509_free);
+    if (!exiting) {
+        sk_X509_pop_free(d, X509_free);
+    }
     return APR_SUCCESS;
 }
 

@@ -21,6 +21,9 @@ ASN1_INTEGER *scep_own_int(apr_pool_t *p, ASN1_INTEGER *i);
 /** Frees the stack and its certificates. */
 STACK_OF(X509) *scep_own_certs(apr_pool_t *p, STACK_OF(X509) *sk);
 
+/** The process is ending: pool cleanups stop freeing OpenSSL objects. */
+void scep_pki_process_exiting(void);
+
 /** OpenSSL's error queue as one line (emptied), or "no OpenSSL error". */
 const char *scep_ssl_errors(apr_pool_t *p);
 
