@@ -68,94 +68,9 @@ const scep_store_stmt_t scep_certstore_statements[] = {
  * other nodes keep storing theirs first. */
 #define CRL_WRITE_ATTEMPTS 3
 
-/* ---- SQL helpers (the pattern of scep_store.c) ------------------------- */
-
-static const char *i64(apr_int64_t v, apr_pool_t *p)
-{
-    return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
-}
-
-static apr_int64_t to_i64(const char *s)
-{
-    return s ? apr_atoi64(s) : 0;
-}
-
 static const char *nz(const char *s)
 {
     return (s && *s) ? s : NULL;
-}
-
-static apr_dbd_prepared_t *stmt(scep_db_t *db, const char *label,
-                                const char **why, apr_pool_t *p)
-{
-    apr_dbd_prepared_t *st = db && db->prepared
-        ? apr_hash_get(db->prepared, label, APR_HASH_KEY_STRING) : NULL;
-
-    if (st == NULL) {
-        *why = apr_psprintf(p, "statement %s is not prepared (schema "
-                            "missing, or mod_dbd not configured for this "
-                            "server?)", label);
-    }
-    return st;
-}
-
-static apr_status_t query(scep_db_t *db, const char *label, int *nrows,
-                          const char **why, apr_pool_t *p,
-                          int nargs, const char **args)
-{
-    apr_dbd_prepared_t *st = stmt(db, label, why, p);
-    int rc, n = 0;
-
-    if (st == NULL) {
-        return APR_EGENERAL;
-    }
-    rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
-    if (rc != 0) {
-        *why = apr_psprintf(p, "%s: %s", label,
-                            apr_dbd_error(db->driver, db->handle, rc));
-        return APR_EGENERAL;
-    }
-    if (nrows) {
-        *nrows = n;
-    }
-    return APR_SUCCESS;
-}
-
-/* All rows as arrays of strings; the result set is read to the end. */
-static apr_status_t select_all(scep_db_t *db, const char *label,
-                               apr_array_header_t **out, const char **why,
-                               apr_pool_t *p, int nargs, const char **args)
-{
-    apr_dbd_prepared_t *st = stmt(db, label, why, p);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    apr_array_header_t *rows;
-    int rc, cols, i;
-
-    if (st == NULL) {
-        return APR_EGENERAL;
-    }
-    rc = apr_dbd_pselect(db->driver, p, db->handle, &res, st, 0, nargs, args);
-    if (rc != 0) {
-        *why = apr_psprintf(p, "%s: %s", label,
-                            apr_dbd_error(db->driver, db->handle, rc));
-        return APR_EGENERAL;
-    }
-    rows = apr_array_make(p, 4, sizeof(const char **));
-    while (apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
-        const char **vals;
-        /* known after the first row only (pgsql in sequential mode) */
-        cols = apr_dbd_num_cols(db->driver, res);
-        /* room for the fixed columns the callers read, whatever came */
-        vals = apr_pcalloc(p, sizeof(char *) * (cols > 16 ? cols + 1 : 17));
-        for (i = 0; i < cols; i++) {
-            const char *v = apr_dbd_get_entry(db->driver, row, i);
-            vals[i] = v ? apr_pstrdup(p, v) : NULL;
-        }
-        APR_ARRAY_PUSH(rows, const char **) = vals;
-    }
-    *out = rows;
-    return APR_SUCCESS;
 }
 
 /* A row of CERT_COLS, and der when the select has it (10th column). */
@@ -165,11 +80,11 @@ static scep_cert_row_t *cert_row(const char **v, int with_der, apr_pool_t *p)
 
     r->serial = v[0];
     r->subject = nz(v[1]);
-    r->not_before = to_i64(v[2]);
-    r->not_after = to_i64(v[3]);
-    r->status = (int)to_i64(v[4]);
-    r->revoked_at = to_i64(v[5]);
-    r->reason = nz(v[6]) ? (int)to_i64(v[6]) : -1;
+    r->not_before = scep_store_to_i64(v[2]);
+    r->not_after = scep_store_to_i64(v[3]);
+    r->status = (int)scep_store_to_i64(v[4]);
+    r->revoked_at = scep_store_to_i64(v[5]);
+    r->reason = nz(v[6]) ? (int)scep_store_to_i64(v[6]) : -1;
     r->transaction_id = nz(v[7]);
     r->profile = nz(v[8]);
     r->der_b64 = with_der ? nz(v[9]) : NULL;
@@ -341,7 +256,7 @@ static apr_status_t cert_get(scep_db_t *db, const char *ihash,
     *row = NULL;
     args[0] = ihash;
     args[1] = serial;
-    rv = select_all(db, "scep_cert_get", &rows, why, p, 2, args);
+    rv = scep_store_select(db, "scep_cert_get", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS && rows->nelts > 0) {
         *row = cert_row(APR_ARRAY_IDX(rows, 0, const char **), 1, p);
     }
@@ -368,12 +283,12 @@ apr_status_t scep_cert_record(scep_db_t *db, X509 *cert, const char *tid,
     }
     args[1] = scep_serial_str(X509_get0_serialNumber(cert), p);
     args[2] = scep_name_str(X509_get_subject_name(cert), p);
-    args[3] = i64(asn1_time_unix(X509_get0_notBefore(cert)), p);
-    args[4] = i64(asn1_time_unix(X509_get0_notAfter(cert)), p);
+    args[3] = scep_store_i64(asn1_time_unix(X509_get0_notBefore(cert)), p);
+    args[4] = scep_store_i64(asn1_time_unix(X509_get0_notAfter(cert)), p);
     args[5] = b64_encode(der, len, p);
     args[6] = nz(tid);
     args[7] = nz(profile);
-    rv = query(db, "scep_cert_insert", &n, why, p, 8, args);
+    rv = scep_store_exec(db, "scep_cert_insert", &n, why, p, 8, args);
     if (rv == APR_SUCCESS && n == 1) {
         return APR_SUCCESS;
     }
@@ -430,14 +345,14 @@ apr_status_t scep_cert_revoke(scep_db_t *db, const X509_NAME *issuer,
                             serial_hex ? serial_hex : "");
         return APR_EINVAL;
     }
-    if (reason != -1 && scep_crl_reason_parse(i64(reason, p)) != reason) {
+    if (reason != -1 && scep_crl_reason_parse(scep_store_i64(reason, p)) != reason) {
         *why = apr_psprintf(p, "revoke: %d is not a CRLReason code (0-6, 9, "
                             "10)", reason);
         return APR_EINVAL;
     }
-    args[0] = i64(now, p);
-    args[1] = reason >= 0 ? i64(reason, p) : NULL;
-    rv = query(db, "scep_cert_revoke", &n, why, p, 4, args);
+    args[0] = scep_store_i64(now, p);
+    args[1] = reason >= 0 ? scep_store_i64(reason, p) : NULL;
+    rv = scep_store_exec(db, "scep_cert_revoke", &n, why, p, 4, args);
     *done = rv == APR_SUCCESS && n == 1;
     return rv;
 }
@@ -451,7 +366,7 @@ static apr_status_t cert_rows(scep_db_t *db, const char *label,
     apr_status_t rv;
     int i;
 
-    rv = select_all(db, label, &rows, why, p, nargs, args);
+    rv = scep_store_select(db, label, &rows, why, p, nargs, args);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -717,13 +632,13 @@ static apr_status_t crl_row_get(scep_db_t *db, const char *ihash,
 
     *row = NULL;
     args[0] = ihash;
-    rv = select_all(db, "scep_crl_get", &rows, why, p, 1, args);
+    rv = scep_store_select(db, "scep_crl_get", &rows, why, p, 1, args);
     if (rv == APR_SUCCESS && rows->nelts > 0) {
         v = APR_ARRAY_IDX(rows, 0, const char **);
         *row = apr_pcalloc(p, sizeof(crl_row_t));
-        (*row)->crl_number = to_i64(v[0]);
-        (*row)->this_update = to_i64(v[1]);
-        (*row)->next_update = to_i64(v[2]);
+        (*row)->crl_number = scep_store_to_i64(v[0]);
+        (*row)->this_update = scep_store_to_i64(v[1]);
+        (*row)->next_update = scep_store_to_i64(v[2]);
         (*row)->der_b64 = v[3];
     }
     return rv;
@@ -771,7 +686,7 @@ apr_status_t scep_crl_current(scep_db_t *db, X509 *ca, EVP_PKEY *key,
             }
         }
         args[0] = ihash;
-        args[1] = i64(now - validity, p);
+        args[1] = scep_store_i64(now - validity, p);
         rv = cert_rows(db, "scep_cert_revoked", 2, args, &revoked, why, p);
         if (rv != APR_SUCCESS) {
             return rv;
@@ -785,20 +700,20 @@ apr_status_t scep_crl_current(scep_db_t *db, X509 *ca, EVP_PKEY *key,
         n = 0;
         if (row == NULL) {
             args[1] = "1";
-            args[2] = i64(now, p);
-            args[3] = i64(now + validity, p);
+            args[2] = scep_store_i64(now, p);
+            args[3] = scep_store_i64(now + validity, p);
             args[4] = b64_encode(d, l, p);
-            rv = query(db, "scep_crl_insert", &n, &w2, p, 5, args);
+            rv = scep_store_exec(db, "scep_crl_insert", &n, &w2, p, 5, args);
             insert_failed = rv;
         }
         else {
-            args[0] = i64(row->crl_number + 1, p);
-            args[1] = i64(now, p);
-            args[2] = i64(now + validity, p);
+            args[0] = scep_store_i64(row->crl_number + 1, p);
+            args[1] = scep_store_i64(now, p);
+            args[2] = scep_store_i64(now + validity, p);
             args[3] = b64_encode(d, l, p);
             args[4] = ihash;
-            args[5] = i64(row->crl_number, p);
-            rv = query(db, "scep_crl_update", &n, &w2, p, 6, args);
+            args[5] = scep_store_i64(row->crl_number, p);
+            rv = scep_store_exec(db, "scep_crl_update", &n, &w2, p, 6, args);
             if (rv != APR_SUCCESS) {
                 *why = w2;
                 return rv;

@@ -94,7 +94,7 @@ const scep_store_stmt_t scep_store_statements[] = {
     { NULL, NULL }
 };
 
-static const char *i64(apr_int64_t v, apr_pool_t *p)
+const char *scep_store_i64(apr_int64_t v, apr_pool_t *p)
 {
     return apr_psprintf(p, "%" APR_INT64_T_FMT, v);
 }
@@ -113,9 +113,9 @@ static apr_dbd_prepared_t *stmt(scep_db_t *db, const char *label,
     return st;
 }
 
-static apr_status_t query(scep_db_t *db, const char *label, int *nrows,
-                          const char **why, apr_pool_t *p,
-                          int nargs, const char **args)
+apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
+                             const char **why, apr_pool_t *p,
+                             int nargs, const char **args)
 {
     apr_dbd_prepared_t *st = stmt(db, label, why, p);
     int rc, n = 0;
@@ -137,7 +137,7 @@ static apr_status_t query(scep_db_t *db, const char *label, int *nrows,
 
 /* Run a select and hand back all rows as arrays of strings (the result
  * set is always read to the end, as drivers require). */
-static apr_status_t select_all(scep_db_t *db, const char *label,
+apr_status_t scep_store_select(scep_db_t *db, const char *label,
                                apr_array_header_t **out, const char **why,
                                apr_pool_t *p, int nargs, const char **args)
 {
@@ -162,7 +162,8 @@ static apr_status_t select_all(scep_db_t *db, const char *label,
         /* pgsql knows the columns of a sequential result only once the
          * first row is fetched */
         cols = apr_dbd_num_cols(db->driver, res);
-        vals = apr_pcalloc(p, sizeof(char *) * (cols + 1));
+        /* room for the fixed columns callers read, whatever came back */
+        vals = apr_pcalloc(p, sizeof(char *) * (cols > 16 ? cols + 1 : 17));
         for (i = 0; i < cols; i++) {
             const char *v = apr_dbd_get_entry(db->driver, row, i);
             vals[i] = v ? apr_pstrdup(p, v) : NULL;
@@ -173,7 +174,7 @@ static apr_status_t select_all(scep_db_t *db, const char *label,
     return APR_SUCCESS;
 }
 
-static apr_int64_t to_i64(const char *s)
+apr_int64_t scep_store_to_i64(const char *s)
 {
     return s ? apr_atoi64(s) : 0;
 }
@@ -192,10 +193,10 @@ apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
     apr_status_t rv;
 
     args[0] = endpoint;
-    args[1] = i64(now, p);
-    rv = select_all(db, "scep_pw_count", &rows, why, p, 2, args);
+    args[1] = scep_store_i64(now, p);
+    rv = scep_store_select(db, "scep_pw_count", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS) {
-        *count = rows->nelts ? (int)to_i64(APR_ARRAY_IDX(rows, 0,
+        *count = rows->nelts ? (int)scep_store_to_i64(APR_ARRAY_IDX(rows, 0,
                                                          const char **)[0])
                              : 0;
     }
@@ -211,10 +212,10 @@ apr_status_t scep_pw_count_expired(scep_db_t *db, const char *endpoint,
     apr_status_t rv;
 
     args[0] = endpoint;
-    args[1] = i64(now, p);
-    rv = select_all(db, "scep_pw_expired", &rows, why, p, 2, args);
+    args[1] = scep_store_i64(now, p);
+    rv = scep_store_select(db, "scep_pw_expired", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS) {
-        *count = rows->nelts ? (int)to_i64(APR_ARRAY_IDX(rows, 0,
+        *count = rows->nelts ? (int)scep_store_to_i64(APR_ARRAY_IDX(rows, 0,
                                                          const char **)[0])
                              : 0;
     }
@@ -231,13 +232,13 @@ apr_status_t scep_pw_insert(scep_db_t *db, const char *endpoint,
 
     args[0] = hash;
     args[1] = endpoint;
-    args[2] = i64(created, p);
-    args[3] = i64(expires, p);
+    args[2] = scep_store_i64(created, p);
+    args[3] = scep_store_i64(expires, p);
     args[4] = issuer ? issuer : "-";
     args[5] = bind ? nz(bind->cn) : NULL;
     args[6] = bind ? nz(bind->san) : NULL;
     args[7] = bind ? nz(bind->profile) : NULL;
-    return query(db, "scep_pw_insert", NULL, why, p, 8, args);
+    return scep_store_exec(db, "scep_pw_insert", NULL, why, p, 8, args);
 }
 
 static scep_pw_row_t *pw_row(const char **v, apr_pool_t *p)
@@ -246,9 +247,9 @@ static scep_pw_row_t *pw_row(const char **v, apr_pool_t *p)
 
     r->id = v[0];
     r->issuer = v[1];
-    r->created = to_i64(v[2]);
-    r->expires = to_i64(v[3]);
-    r->state = (int)to_i64(v[4]);
+    r->created = scep_store_to_i64(v[2]);
+    r->expires = scep_store_to_i64(v[3]);
+    r->state = (int)scep_store_to_i64(v[4]);
     r->bind_cn = nz(v[5]);
     r->bind_san = nz(v[6]);
     r->bind_profile = nz(v[7]);
@@ -267,7 +268,7 @@ apr_status_t scep_pw_lookup(scep_db_t *db, const char *endpoint,
     *row = NULL;
     args[0] = hash;
     args[1] = endpoint;
-    rv = select_all(db, "scep_pw_lookup", &rows, why, p, 2, args);
+    rv = scep_store_select(db, "scep_pw_lookup", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS && rows->nelts > 0) {
         *row = pw_row(APR_ARRAY_IDX(rows, 0, const char **), p);
     }
@@ -283,13 +284,13 @@ apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
     int n = 0;
     apr_status_t rv;
 
-    args[0] = i64(now, p);
+    args[0] = scep_store_i64(now, p);
     args[1] = tid;
     args[2] = hash;
     args[3] = endpoint;
     args[4] = args[0];
-    args[5] = i64(now - SCEP_PW_RESERVE_STALE, p);
-    rv = query(db, "scep_pw_reserve", &n, why, p, 6, args);
+    args[5] = scep_store_i64(now - SCEP_PW_RESERVE_STALE, p);
+    rv = scep_store_exec(db, "scep_pw_reserve", &n, why, p, 6, args);
     *reserved = rv == APR_SUCCESS && n == 1;
     return rv;
 }
@@ -301,14 +302,14 @@ apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
     const char *args[3];
 
     if (consume) {
-        args[0] = i64(now, p);
+        args[0] = scep_store_i64(now, p);
         args[1] = hash;
         args[2] = tid;
-        return query(db, "scep_pw_consume", NULL, why, p, 3, args);
+        return scep_store_exec(db, "scep_pw_consume", NULL, why, p, 3, args);
     }
     args[0] = hash;
     args[1] = tid;
-    return query(db, "scep_pw_release", NULL, why, p, 2, args);
+    return scep_store_exec(db, "scep_pw_release", NULL, why, p, 2, args);
 }
 
 apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,
@@ -321,8 +322,8 @@ apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,
     int i;
 
     args[0] = endpoint;
-    args[1] = i64(now, p);
-    rv = select_all(db, "scep_pw_list", &rows, why, p, 2, args);
+    args[1] = scep_store_i64(now, p);
+    rv = scep_store_select(db, "scep_pw_list", &rows, why, p, 2, args);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -344,7 +345,7 @@ apr_status_t scep_pw_revoke(scep_db_t *db, const char *endpoint,
 
     args[0] = id;
     args[1] = endpoint;
-    rv = query(db, "scep_pw_revoke", &n, why, p, 2, args);
+    rv = scep_store_exec(db, "scep_pw_revoke", &n, why, p, 2, args);
     *done = rv == APR_SUCCESS && n == 1;
     return rv;
 }
@@ -354,10 +355,10 @@ static scep_tx_row_t *tx_row(const char **v, apr_pool_t *p)
     scep_tx_row_t *r = apr_pcalloc(p, sizeof(*r));
 
     r->req_digest = v[0];
-    r->state = (int)to_i64(v[1]);
+    r->state = (int)scep_store_to_i64(v[1]);
     r->certs = nz(v[2]);
     r->serial = nz(v[3]);
-    r->created = to_i64(v[4]);
+    r->created = scep_store_to_i64(v[4]);
     r->csr = nz(v[5]);
     r->profile = nz(v[6]);
     r->subject = nz(v[7]);
@@ -379,7 +380,7 @@ apr_status_t scep_tx_get(scep_db_t *db, const char *endpoint, const char *tid,
     *row = NULL;
     args[0] = endpoint;
     args[1] = tid;
-    rv = select_all(db, "scep_tx_get", &rows, why, p, 2, args);
+    rv = scep_store_select(db, "scep_tx_get", &rows, why, p, 2, args);
     if (rv == APR_SUCCESS && rows->nelts > 0) {
         *row = tx_row(APR_ARRAY_IDX(rows, 0, const char **), p);
     }
@@ -396,7 +397,7 @@ apr_status_t scep_tx_list_pending(scep_db_t *db, const char *endpoint,
     int i;
 
     args[0] = endpoint;
-    rv = select_all(db, "scep_tx_pending", &rows, why, p, 1, args);
+    rv = scep_store_select(db, "scep_tx_pending", &rows, why, p, 1, args);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -419,10 +420,10 @@ apr_status_t scep_tx_reject(scep_db_t *db, const char *endpoint,
 
     args[0] = reason;
     args[1] = who;
-    args[2] = i64(now, p);
+    args[2] = scep_store_i64(now, p);
     args[3] = endpoint;
     args[4] = tid;
-    rv = query(db, "scep_tx_reject", &n, why, p, 5, args);
+    rv = scep_store_exec(db, "scep_tx_reject", &n, why, p, 5, args);
     *done = rv == APR_SUCCESS && n == 1;
     return rv;
 }
@@ -436,7 +437,7 @@ apr_status_t scep_tx_set_decider(scep_db_t *db, const char *endpoint,
     args[0] = who;
     args[1] = endpoint;
     args[2] = tid;
-    return query(db, "scep_tx_decider", NULL, why, p, 3, args);
+    return scep_store_exec(db, "scep_tx_decider", NULL, why, p, 3, args);
 }
 
 apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
@@ -450,19 +451,19 @@ apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
 
     *replayed = 0;
     args[0] = nonce_hex;
-    args[1] = i64(now, p);
-    rv = query(db, "scep_nonce_add", &n, why, p, 2, args);
+    args[1] = scep_store_i64(now, p);
+    rv = scep_store_exec(db, "scep_nonce_add", &n, why, p, 2, args);
     if (rv == APR_SUCCESS && n == 1) {
         /* now and then, forget nonces older than the window */
         if ((now % 64) == 0) {
             const char *w2 = NULL;
-            args[0] = i64(now - window, p);
-            query(db, "scep_nonce_purge", NULL, &w2, p, 1, args);
+            args[0] = scep_store_i64(now - window, p);
+            scep_store_exec(db, "scep_nonce_purge", NULL, &w2, p, 1, args);
         }
         return APR_SUCCESS;
     }
     /* the insert failed: seen before (primary key), or a real error */
-    if (select_all(db, "scep_nonce_get", &rows, why, p, 1, args)
+    if (scep_store_select(db, "scep_nonce_get", &rows, why, p, 1, args)
         != APR_SUCCESS) {
         return APR_EGENERAL;
     }
@@ -470,7 +471,7 @@ apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
         return rv == APR_SUCCESS ? APR_EGENERAL : rv;
     }
     *why = NULL;
-    if (to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]) >= now - window) {
+    if (scep_store_to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]) >= now - window) {
         *replayed = 1;
     }
     return APR_SUCCESS;
@@ -493,12 +494,12 @@ apr_status_t scep_tx_claim(scep_db_t *db, const char *endpoint,
     args[1] = tid;
     args[2] = digest;
     args[3] = subject;
-    args[4] = i64(now, p);
+    args[4] = scep_store_i64(now, p);
     args[5] = args[4];
     args[6] = csr_b64;
     args[7] = profile;
     args[8] = requester;
-    rv = query(db, "scep_tx_claim", &n, why, p, 9, args);
+    rv = scep_store_exec(db, "scep_tx_claim", &n, why, p, 9, args);
     *claimed = rv == APR_SUCCESS && n == 1;
     if (rv != APR_SUCCESS
         && scep_tx_get(db, endpoint, tid, &row, &w2, p) == APR_SUCCESS
@@ -519,10 +520,10 @@ apr_status_t scep_tx_set_issued(scep_db_t *db, const char *endpoint,
 
     args[0] = certs_b64;
     args[1] = serial;
-    args[2] = i64(now, p);
+    args[2] = scep_store_i64(now, p);
     args[3] = endpoint;
     args[4] = tid;
-    return query(db, "scep_tx_issued", NULL, why, p, 5, args);
+    return scep_store_exec(db, "scep_tx_issued", NULL, why, p, 5, args);
 }
 
 apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
@@ -533,7 +534,7 @@ apr_status_t scep_tx_delete(scep_db_t *db, const char *endpoint,
 
     args[0] = endpoint;
     args[1] = tid;
-    return query(db, "scep_tx_delete", NULL, why, p, 2, args);
+    return scep_store_exec(db, "scep_tx_delete", NULL, why, p, 2, args);
 }
 
 apr_status_t scep_tx_set_ca_ref(scep_db_t *db, const char *endpoint,
@@ -545,10 +546,10 @@ apr_status_t scep_tx_set_ca_ref(scep_db_t *db, const char *endpoint,
 
     args[0] = ref;
     args[1] = csr_b64;
-    args[2] = i64(now, p);
+    args[2] = scep_store_i64(now, p);
     args[3] = endpoint;
     args[4] = tid;
-    return query(db, "scep_tx_caref", NULL, why, p, 5, args);
+    return scep_store_exec(db, "scep_tx_caref", NULL, why, p, 5, args);
 }
 
 apr_status_t scep_tx_forget_issued(scep_db_t *db, const char *endpoint,
@@ -560,7 +561,7 @@ apr_status_t scep_tx_forget_issued(scep_db_t *db, const char *endpoint,
     args[0] = endpoint;
     args[1] = tid;
     args[2] = serial;
-    return query(db, "scep_tx_forget", NULL, why, p, 3, args);
+    return scep_store_exec(db, "scep_tx_forget", NULL, why, p, 3, args);
 }
 
 apr_status_t scep_store_check(scep_db_t *db, const char **why,
@@ -568,5 +569,5 @@ apr_status_t scep_store_check(scep_db_t *db, const char **why,
 {
     apr_array_header_t *rows;
 
-    return select_all(db, "scep_check", &rows, why, p, 0, NULL);
+    return scep_store_select(db, "scep_check", &rows, why, p, 0, NULL);
 }

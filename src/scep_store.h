@@ -21,6 +21,18 @@ typedef struct {
     const char *sql;
 } scep_store_stmt_t;
 
+/* The SQL helpers every store file uses: run a prepared statement by
+ * label (text arguments), or select all its rows as NULL-padded arrays of
+ * strings (at least 17 slots), read to the end as drivers require. */
+apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
+                             const char **why, apr_pool_t *p,
+                             int nargs, const char **args);
+apr_status_t scep_store_select(scep_db_t *db, const char *label,
+                               apr_array_header_t **rows, const char **why,
+                               apr_pool_t *p, int nargs, const char **args);
+const char *scep_store_i64(apr_int64_t v, apr_pool_t *p);
+apr_int64_t scep_store_to_i64(const char *s);
+
 /** Every statement the store uses, NULL-terminated. */
 extern const scep_store_stmt_t scep_store_statements[];
 
