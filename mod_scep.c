@@ -1302,9 +1302,9 @@ static int send_info_page(request_rec *r)
     return send_body(r, "text/html; charset=utf-8", page, sizeof(page) - 1);
 }
 
-/* Read a POST body, bounded. */
-static int read_body(request_rec *r, apr_off_t limit, unsigned char **out,
-                     apr_size_t *outlen, const char **why)
+int scep_glue_read_body(request_rec *r, apr_off_t limit,
+                        unsigned char **out, apr_size_t *outlen,
+                        const char **why)
 {
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_size_t cap = 8192, n = 0;
@@ -1360,7 +1360,12 @@ static int read_body(request_rec *r, apr_off_t limit, unsigned char **out,
             }
         }
     }
-    *out = buf;
+    if (n == cap) {
+        unsigned char *nb = apr_palloc(r->pool, cap + 1);
+        memcpy(nb, buf, n);
+        buf = nb;
+    }
+    *out = buf;     /* one byte of room after the body, for a NUL */
     *outlen = n;
     return OK;
 }
@@ -1507,7 +1512,7 @@ static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
     int st;
 
     if (is_post) {
-        st = read_body(r, limit, &der, &len, &why);
+        st = scep_glue_read_body(r, limit, &der, &len, &why);
         if (st != OK) {
             return scep_glue_refuse(r, st, why);
         }

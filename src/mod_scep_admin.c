@@ -450,45 +450,39 @@ static void form_to_table(apr_table_t *t, char *body, apr_pool_t *p)
 
 /* The request's parameters: the query string, and a POST body (JSON or
  * form-encoded) on top of it; the binding among them. */
-static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
-                        apr_table_t **params)
+int scep_glue_params(request_rec *r, apr_table_t **params)
 {
-    request_rec *r = ac->r;
     apr_table_t *t = NULL;
     const char *why = NULL;
-    char *body;
+    unsigned char *body = NULL;
     apr_size_t n = 0;
+    void *cached = NULL;
     int rc;
 
-    memset(bind, 0, sizeof(*bind));
+    /* the body can be read once: keep what came of it */
+    apr_pool_userdata_get(&cached, "scep-params", r->pool);
+    if (cached) {
+        *params = cached;
+        return OK;
+    }
     ap_args_to_table(r, &t);
     if (t == NULL) {
         t = apr_table_make(r->pool, 4);
     }
     if (r->method_number == M_POST) {
         const char *ct = apr_table_get(r->headers_in, "Content-Type");
-        if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
+        if ((rc = scep_glue_read_body(r, ADMIN_MAX_BODY, &body, &n, &why))
+            != OK) {
+            if (why) {
+                apr_table_setn(r->notes, "error-notes", why);
+            }
             return rc;
-        }
-        body = apr_palloc(r->pool, ADMIN_MAX_BODY + 1);
-        if (ap_should_client_block(r)) {
-            long got;
-            while ((got = ap_get_client_block(r, body + n,
-                                              ADMIN_MAX_BODY + 1 - n)) > 0) {
-                n += (apr_size_t)got;
-                if (n > ADMIN_MAX_BODY) {
-                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
-                }
-            }
-            if (got < 0) {
-                return HTTP_BAD_REQUEST;
-            }
         }
         body[n] = '\0';
         if (n > 0 && ct && ap_strcasestr(ct, "application/json")) {
             apr_table_t *j = NULL;
-            if (scep_json_parse_flat(&j, body, n, &why, r->pool)
-                != APR_SUCCESS) {
+            if (scep_json_parse_flat(&j, (const char *)body, n, &why,
+                                     r->pool) != APR_SUCCESS) {
                 ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                               SCEP_LOGNO(00118) "admin page: bad JSON: %s",
                               why);
@@ -498,8 +492,24 @@ static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
             t = apr_table_overlay(r->pool, j, t);
         }
         else if (n > 0) {
-            form_to_table(t, body, r->pool);
+            form_to_table(t, (char *)body, r->pool);
         }
+    }
+    apr_pool_userdata_setn(t, "scep-params", NULL, r->pool);
+    *params = t;
+    return OK;
+}
+
+/* The binding a password is to be issued with, among the parameters. */
+static int read_binding(admin_ctx_t *ac, scep_challenge_binding_t *bind,
+                        apr_table_t **params)
+{
+    apr_table_t *t;
+    int rc;
+
+    memset(bind, 0, sizeof(*bind));
+    if ((rc = scep_glue_params(ac->r, &t)) != OK) {
+        return rc;
     }
     bind->cn = apr_table_get(t, "cn");
     bind->san = apr_table_get(t, "san");

@@ -940,53 +940,17 @@ int scep_glue_same_origin(request_rec *r)
 static int revoke_reason(request_rec *r, apr_table_t *args,
                          const char **reason)
 {
-    const char *ct = apr_table_get(r->headers_in, "Content-Type");
     apr_table_t *t = NULL;
-    const char *why = NULL;
-    char *body;
-    apr_size_t n = 0;
-    long got;
     int rc;
 
     *reason = apr_table_get(args, "reason");
-    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
-        return rc;
-    }
-    body = apr_palloc(r->pool, CERTS_MAX_BODY + 1);
-    if (ap_should_client_block(r)) {
-        while ((got = ap_get_client_block(r, body + n,
-                                          CERTS_MAX_BODY + 1 - n)) > 0) {
-            n += (apr_size_t)got;
-            if (n > CERTS_MAX_BODY) {
-                return HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-        }
-        if (got < 0) {
-            return HTTP_BAD_REQUEST;
-        }
-    }
-    body[n] = '\0';
-    if (*reason || n == 0 || ct == NULL) {
+    if (*reason) {
         return OK;
     }
-    if (ap_strcasestr(ct, "application/json")) {
-        if (scep_json_parse_flat(&t, body, n, &why, r->pool) != APR_SUCCESS) {
-            apr_table_setn(r->notes, "error-notes", why);
-            return HTTP_BAD_REQUEST;
-        }
-        *reason = apr_table_get(t, "reason");
+    if ((rc = scep_glue_params(r, &t)) != OK) {
+        return rc;
     }
-    else if (ap_strcasestr(ct, "application/x-www-form-urlencoded")) {
-        char *pair, *last = NULL;
-        for (pair = apr_strtok(body, "&", &last); pair;
-             pair = apr_strtok(NULL, "&", &last)) {
-            if (!strncmp(pair, "reason=", 7)) {
-                char *v = pair + 7;
-                ap_unescape_urlencoded(v);
-                *reason = v;
-            }
-        }
-    }
+    *reason = apr_table_get(t, "reason");
     return OK;
 }
 

@@ -185,6 +185,16 @@ void scep_audit(request_rec *r, const scep_msg_t *msg, const char *decision,
  *  another site cannot use the admin's cached login (CSRF). */
 int scep_glue_same_origin(request_rec *r);
 
+/** Read a request body of at most @a limit bytes (413 past it, with the
+ *  reason in *why); there is room for a NUL after the body. */
+int scep_glue_read_body(request_rec *r, apr_off_t limit,
+                        unsigned char **out, apr_size_t *outlen,
+                        const char **why);
+
+/** The parameters of an admin request: the query string, and a POST body
+ *  (JSON or form-encoded) over it; read once per request, cached. */
+int scep_glue_params(request_rec *r, apr_table_t **params);
+
 /** The "scep-admin" handler. */
 int scep_admin_handler(request_rec *r);
 
