@@ -550,11 +550,13 @@ int scep_admin_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (r->user == NULL && ac.conf->admin_anonymous != 1) {
+        /* no authentication is configured here (else httpd would have
+         * answered 401 itself): nobody can log in, so 403 */
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00119)
                       "admin page refused: no authenticated user (configure "
                       "AuthType and Require for this location, or "
                       "SCEPAdminAllowAnonymous On)");
-        return HTTP_UNAUTHORIZED;
+        return HTTP_FORBIDDEN;
     }
     ac.thumbprint = ac.conf->ca_chain
         ? scep_cert_md5_thumbprint(sk_X509_value(ac.conf->ca_chain, 0),
@@ -586,7 +588,7 @@ int scep_admin_handler(request_rec *r)
     }
 
     /* certificates: list, revoke */
-    if ((rc = scep_certs_admin(r, ac.conf, ac.json)) != DECLINED) {
+    if (r->user && (rc = scep_certs_admin(r, ac.conf, ac.json)) != DECLINED) {
         return rc;
     }
     /* a POST changes state (approve, reject, revoke, a bound password):
@@ -607,6 +609,15 @@ int scep_admin_handler(request_rec *r)
     revoke = apr_table_get(params, "revoke");
     approve = apr_table_get(params, "approve");
     reject = apr_table_get(params, "reject");
+    if (r->user == NULL
+        && (revoke || approve || reject || apr_table_get(params, "list")
+            || apr_table_get(params, "pending"))) {
+        /* anonymous use (SCEPAdminAllowAnonymous) issues passwords only */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00123)
+                      "admin page refused: listing, revoking and deciding "
+                      "need an authenticated user");
+        return HTTP_FORBIDDEN;
+    }
     if (approve || reject) {
         if (r->method_number != M_POST) {
             return HTTP_METHOD_NOT_ALLOWED;

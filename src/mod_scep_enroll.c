@@ -282,6 +282,8 @@ static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
         return poll_ca(rc, msg, tx);
     }
     if (tx->state != SCEP_TX_ISSUED || tx->certs == NULL) {
+        scep_audit(r, msg, "pending", -1, "transaction-id",
+                   "the transaction is still being decided");
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00015)
                       "%s: transaction %s is still pending",
                       scep_msg_type_name(msg->message_type),
@@ -529,6 +531,34 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     chreq.csr = msg->csr;
     chreq.profile = prof->name;
 
+    /* Claim the transactionID before the password is looked at, so that
+     * copies of one request racing each other see one transaction (the
+     * first is answered, the others wait: PENDING, then the same
+     * certificate); keep the CSR when an administrator has to decide. */
+    if (db) {
+        if (scep_tx_claim(db, pool_name(c), msg->transaction_id, digest,
+                          subject, prof->manual_approval
+                                   ? b64(msg->content, msg->content_len,
+                                         r->pool) : NULL,
+                          prof->name, r->useragent_ip, now, &claimed, &why,
+                          r->pool) != APR_SUCCESS) {
+            return store_unavailable(r, "transaction claim", why);
+        }
+        if (!claimed) {
+            if (scep_tx_get(db, pool_name(c), msg->transaction_id, &tx, &why,
+                            r->pool) != APR_SUCCESS || tx == NULL) {
+                return store_unavailable(r, "transaction lookup", why);
+            }
+            return answer_known(rc, msg, tx, digest);
+        }
+    }
+#define UNCLAIM() do {                                                     \
+        if (claimed) {                                                     \
+            scep_tx_delete(db, pool_name(c), msg->transaction_id, &why,    \
+                           r->pool);                                       \
+        }                                                                  \
+    } while (0)
+
     apr_table_setn(r->notes, "scep-audit-challenge",
                    renewal ? apr_pstrcat(r->pool, "renewal of ",
                                          scep_serial_str(X509_get0_serialNumber(
@@ -538,11 +568,13 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         /* signed by a valid certificate of ours: no password, but the
          * renewal rules of the profile */
         if ((why = check_renewal(rc, msg, prof, db, &rule)) != NULL) {
+            UNCLAIM();
             return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, rule, why);
         }
     }
     else {
         if (c->challenge == NULL) {
+            UNCLAIM();
             return scep_glue_failure(rc, msg, SCEP_FAIL_BADMSGCHECK,
                                      "challenge", "no SCEPChallenge is "
                                      "configured for this endpoint (fail "
@@ -551,9 +583,11 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         pw = csr_challenge(msg->csr, r->pool);
         cs = c->challenge->verify(c->challenge_inst, &chreq, pw, &why);
         if (cs == SCEP_CHALLENGE_ERROR) {
+            UNCLAIM();
             return store_unavailable(r, "challenge", why);
         }
         if (cs != SCEP_CHALLENGE_OK) {
+            UNCLAIM();
             scep_metrics_count(SCEP_CTR_PW_REFUSED);
             return scep_glue_failure(rc, msg, SCEP_FAIL_BADMSGCHECK,
                                      apr_pstrcat(r->pool, "challenge ",
@@ -577,25 +611,6 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             scep_metrics_count(SCEP_CTR_PW_CONSUMED);                      \
         }                                                                  \
     } while (0)
-
-    /* Claim the transactionID so that a concurrent retry waits; keep the
-     * CSR when an administrator has to decide. */
-    if (db) {
-        if (scep_tx_claim(db, pool_name(c), msg->transaction_id, digest,
-                          subject, prof->manual_approval
-                                   ? b64(msg->content, msg->content_len,
-                                         r->pool) : NULL,
-                          prof->name, r->useragent_ip, now, &claimed, &why,
-                          r->pool) != APR_SUCCESS) {
-            NOTIFY(SCEP_OUTCOME_FAILED);
-            return store_unavailable(r, "transaction claim", why);
-        }
-        if (!claimed) {
-            NOTIFY(SCEP_OUTCOME_FAILED);
-            return scep_glue_certrep(rc, msg, SCEP_STATUS_PENDING,
-                                     SCEP_FAIL_NONE, NULL);
-        }
-    }
 
     if (prof->manual_approval) {
         if (!db) {
@@ -700,6 +715,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                                            : "-"));
     }
 #undef NOTIFY
+#undef UNCLAIM
 }
 
 /* ---- CertPoll --------------------------------------------------------- */

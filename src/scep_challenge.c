@@ -114,6 +114,17 @@ static int csr_san_matches(X509_REQ *csr, const char *pattern, apr_pool_t *p)
                                           NULL);
     int i, hit = names && sk_GENERAL_NAME_num(names) > 0;
 
+    const char *type = NULL;
+    const char *colon = strchr(pattern, ':');
+
+    /* "dns:*.example.com" (as profiles write it) matches DNS names only */
+    if (colon && (!strncasecmp(pattern, "dns:", 4)
+                  || !strncasecmp(pattern, "ip:", 3)
+                  || !strncasecmp(pattern, "email:", 6)
+                  || !strncasecmp(pattern, "uri:", 4))) {
+        type = apr_pstrmemdup(p, pattern, colon - pattern);
+        pattern = colon + 1;
+    }
     for (i = 0; names && hit && i < sk_GENERAL_NAME_num(names); i++) {
         GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
         const char *v = NULL;
@@ -124,6 +135,13 @@ static int csr_san_matches(X509_REQ *csr, const char *pattern, apr_pool_t *p)
         }
         else if (gn->type == GEN_IPADD) {
             v = ip_text(gn->d.ip, p);
+        }
+        if (type && !((gn->type == GEN_DNS && !strcasecmp(type, "dns"))
+                      || (gn->type == GEN_IPADD && !strcasecmp(type, "ip"))
+                      || (gn->type == GEN_EMAIL
+                          && !strcasecmp(type, "email"))
+                      || (gn->type == GEN_URI && !strcasecmp(type, "uri")))) {
+            v = NULL;
         }
         if (!v || apr_fnmatch(pattern, v, APR_FNM_CASE_BLIND) != APR_SUCCESS) {
             hit = 0;

@@ -318,6 +318,13 @@ apr_status_t scep_msg_read_attrs(scep_msg_t *msg, CMS_SignerInfo *si,
         return APR_EINVAL;
     }
     msg->message_type = parse_int_string(s);
+    /* RFC 8894 3.2.1: every message carries a fresh senderNonce (without
+     * one, the replay check of a new transaction has nothing to check) */
+    if (!msg->has_sender_nonce) {
+        *why = apr_psprintf(p, "attribute 2.16.840.1.113733.1.9.5 "
+                            "(senderNonce) missing");
+        return APR_EINVAL;
+    }
     return APR_SUCCESS;
 }
 

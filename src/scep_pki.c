@@ -3,6 +3,7 @@
  * PKI helpers of the core: pool-owned OpenSSL objects, loading, checks.
  */
 #include <string.h>
+#include <strings.h>
 
 #include <apr_strings.h>
 
@@ -12,6 +13,7 @@
 #include <openssl/store.h>
 #include <openssl/ui.h>
 
+#include "scep_engine.h"
 #include "scep_pki.h"
 
 /* Set once the process is ending: the pools are torn down by exit
@@ -157,13 +159,27 @@ apr_status_t scep_load_key(EVP_PKEY **key, const char *path_or_uri,
     OSSL_STORE_CTX *ctx;
     OSSL_STORE_INFO *info;
     EVP_PKEY *k = NULL;
+    apr_status_t rv;
+    const char *engine_why = NULL;
+
     *key = NULL;
     ERR_clear_error();
+    /* PKCS#11 tokens: OpenSSL 3.0 on Debian 12 reaches them only through
+     * the pkcs11 engine; a store loader for the scheme (a pkcs11 provider
+     * in openssl.cnf) is the fallback when no such engine is installed */
+    if (scep_engine_uri(path_or_uri)) {
+        rv = scep_engine_load_key(key, path_or_uri, &engine_why, p);
+        if (rv != APR_ENOENT || strncasecmp(path_or_uri, "pkcs11:", 7)) {
+            *why = engine_why;
+            return rv;
+        }
+    }
     /* a plain path works as it is ("file:" would want it absolute) */
     ctx = OSSL_STORE_open(path_or_uri, UI_null(), NULL, NULL, NULL);
     if (ctx == NULL) {
-        *why = apr_psprintf(p, "cannot open key '%s': %s", path_or_uri,
-                            scep_ssl_errors(p));
+        *why = engine_why ? engine_why
+               : apr_psprintf(p, "cannot open key '%s': %s", path_or_uri,
+                              scep_ssl_errors(p));
         return APR_ENOENT;
     }
     while (k == NULL && !OSSL_STORE_eof(ctx)) {
@@ -181,8 +197,9 @@ apr_status_t scep_load_key(EVP_PKEY **key, const char *path_or_uri,
     }
     OSSL_STORE_close(ctx);
     if (k == NULL) {
-        *why = apr_psprintf(p, "no private key in '%s': %s", path_or_uri,
-                            scep_ssl_errors(p));
+        *why = engine_why ? engine_why
+               : apr_psprintf(p, "no private key in '%s': %s", path_or_uri,
+                              scep_ssl_errors(p));
         return APR_EINVAL;
     }
     ERR_clear_error();
