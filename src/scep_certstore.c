@@ -49,6 +49,9 @@ const scep_store_stmt_t scep_certstore_statements[] = {
       "SELECT " CERT_COLS " FROM scep_certificate "
       "WHERE issuer_hash = %s AND status = 1 AND not_after > %lld "
       "ORDER BY serial" },
+    { "scep_cert_revoked_since",
+      "SELECT COUNT(*) FROM scep_certificate "
+      "WHERE issuer_hash = %s AND status = 1 AND revoked_at >= %lld" },
     { "scep_crl_get",
       "SELECT crl_number, this_update, next_update, der FROM scep_crl "
       "WHERE issuer_hash = %s" },
@@ -644,6 +647,25 @@ static apr_status_t crl_row_get(scep_db_t *db, const char *ihash,
     return rv;
 }
 
+/* Was a certificate of the issuer revoked since the stored CRL was made?
+ * (A revocation from a section that cannot sign a CRL, or from another
+ * node, is then published by the next reader that can.)  On a store
+ * error: no, the stored CRL stays in use. */
+static int revoked_since(scep_db_t *db, const char *ihash,
+                         apr_int64_t this_update, apr_pool_t *p)
+{
+    const char *args[2], *why = NULL;
+    apr_array_header_t *rows;
+
+    args[0] = ihash;
+    args[1] = scep_store_i64(this_update, p);
+    if (scep_store_select(db, "scep_cert_revoked_since", &rows, &why, p, 2,
+                          args) != APR_SUCCESS || rows->nelts == 0) {
+        return 0;
+    }
+    return scep_store_to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]) > 0;
+}
+
 apr_status_t scep_crl_current(scep_db_t *db, X509 *ca, EVP_PKEY *key,
                               apr_int64_t validity, int force,
                               apr_int64_t now, const unsigned char **der,
@@ -676,6 +698,7 @@ apr_status_t scep_crl_current(scep_db_t *db, X509 *ca, EVP_PKEY *key,
             return insert_failed;
         }
         if (row && !force && row->next_update - now >= validity / 4
+            && !revoked_since(db, ihash, row->this_update, p)
             && b64_decode(&d, &l, row->der_b64, p) == APR_SUCCESS) {
             /* a CRL signed by a former key of a CA with the same name
              * (renewed CA) is not served: a new one is made */

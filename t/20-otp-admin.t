@@ -375,30 +375,31 @@ my ($page_pw, $page_utf16);
 {
     my $FULL = '/full/admin/';
     # start empty: revoke what an earlier run against this server left
-    my $list = json_of(req('GET', "$FULL?list", accept => 'application/json'));
+    my $list = json_of(req('GET', "$FULL?list", @ADMIN_AUTH, accept => 'application/json'));
     for my $p (@{ $list->{passwords} || [] }) {
-        req('POST', "$FULL?revoke=$p->{id}", accept => 'application/json');
+        req('POST', "$FULL?revoke=$p->{id}", @ADMIN_AUTH, accept => 'application/json');
     }
-    $list = json_of(req('GET', "$FULL?list", accept => 'application/json'));
+    $list = json_of(req('GET', "$FULL?list", @ADMIN_AUTH, accept => 'application/json'));
+    is(ref $list->{passwords}, 'ARRAY', "$FULL?list answers a list");
     is(scalar @{ $list->{passwords} || [] }, 0, "$FULL: no outstanding password to begin with");
 
     # HEAD (link previews, monitors) answers like a GET but issues nothing
-    my $head = req('HEAD', $FULL);
+    my $head = req('HEAD', $FULL, @ADMIN_AUTH);
     is($head->{status}, 200, "HEAD $FULL: 200");
     like($head->{content_type}, qr/charset=utf-16le/i, "HEAD $FULL: the GET's Content-Type");
-    $list = json_of(req('GET', "$FULL?list", accept => 'application/json'));
+    $list = json_of(req('GET', "$FULL?list", @ADMIN_AUTH, accept => 'application/json'));
     is(scalar @{ $list->{passwords} || [] }, 0, "HEAD $FULL issued no password");
 
     my @pw;
     for my $i (1, 2) {
-        my $t = eval { page_text(req('GET', $FULL)) } // '';
+        my $t = eval { page_text(req('GET', $FULL, @ADMIN_AUTH)) } // '';
         my ($pw) = $t =~ /The enrollment challenge password is: <B> ([0-9A-F]{16}) <\/B>/;
         ok($pw, "$FULL: password $i of 2");
         push @pw, $pw if $pw;
     }
     push @issued, @pw;
     my $mark = log_mark();
-    my $r = req('GET', $FULL);
+    my $r = req('GET', $FULL, @ADMIN_AUTH);
     is($r->{status}, 200, "$FULL: the third page is still 200 (as NDES)");
     my $t = eval { page_text($r) } // '';
     like($t, qr/The password cache is full\./, 'third: "The password cache is full."');
@@ -408,7 +409,7 @@ my ($page_pw, $page_utf16);
     like(wait_log($mark, qr/SCEP00113/), qr/SCEP00113: admin page: password cache full/,
          'third: SCEP00113 in the error log');
 
-    $r = req('GET', $FULL, accept => 'application/json');
+    $r = req('GET', $FULL, @ADMIN_AUTH, accept => 'application/json');
     is($r->{status}, 429, 'JSON when full: 429');
     my $d = json_of($r);
     is($d->{error}, 'cache_full', 'JSON when full: error cache_full');
@@ -417,12 +418,12 @@ my ($page_pw, $page_utf16);
     like($r->{headers}{'retry-after'} // '', qr/^\d+$/, 'JSON when full: Retry-After');
 
     # a revoked password no longer counts
-    $list = json_of(req('GET', "$FULL?list", accept => 'application/json'));
+    $list = json_of(req('GET', "$FULL?list", @ADMIN_AUTH, accept => 'application/json'));
     is(scalar @{ $list->{passwords} || [] }, 2, "$FULL?list: two outstanding");
     my $id = $list->{passwords}[0]{id};
-    $r = req('POST', "$FULL?revoke=$id", accept => 'application/json');
+    $r = req('POST', "$FULL?revoke=$id", @ADMIN_AUTH, accept => 'application/json');
     is($r->{status}, 200, "$FULL: revoke one");
-    $d = json_of(req('GET', $FULL, accept => 'application/json'));
+    $d = json_of(req('GET', $FULL, @ADMIN_AUTH, accept => 'application/json'));
     ok($d->{password}, "$FULL: after a revocation there is room for one more");
     push @issued, $d->{password} if $d->{password};
 }
