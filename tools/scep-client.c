@@ -38,6 +38,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -95,6 +96,9 @@ typedef struct {
     const char *message;
     int no_check;
     int legacy;
+    const char *nonce;
+    int oaep;
+    const char *ku;
 } opts_t;
 
 typedef struct {
@@ -858,22 +862,33 @@ static int make_csr(const unsigned char **der, apr_size_t *len,
         || !X509_REQ_set_pubkey(req, key)) {
         return fail(EXIT_ERROR, "building the CSR: %s", ssl_err());
     }
-    if (*sans) {
+    if (*sans || o.ku) {
         STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
         X509V3_CTX v3;
         X509_EXTENSION *ext;
 
         X509V3_set_ctx(&v3, NULL, NULL, req, NULL, 0);
-        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, sans);
-        if (ext == NULL) {
-            sk_X509_EXTENSION_free(exts);
-            return fail(EXIT_USAGE, "--san: %s", ssl_err());
+        if (*sans) {
+            ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, sans);
+            if (ext == NULL) {
+                sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+                return fail(EXIT_USAGE, "--san: %s", ssl_err());
+            }
+            sk_X509_EXTENSION_push(exts, ext);
         }
-        sk_X509_EXTENSION_push(exts, ext);
+        if (o.ku) {
+            /* NDES picks its template by the CSR's keyUsage */
+            ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, o.ku);
+            if (ext == NULL) {
+                sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+                return fail(EXIT_USAGE, "--ku %s: %s", o.ku, ssl_err());
+            }
+            sk_X509_EXTENSION_push(exts, ext);
+        }
         n = X509_REQ_add_extensions(req, exts);
         sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
         if (!n) {
-            return fail(EXIT_ERROR, "adding the SAN: %s", ssl_err());
+            return fail(EXIT_ERROR, "adding the extensions: %s", ssl_err());
         }
     }
     if (o.challenge
@@ -1274,7 +1289,18 @@ static int cmd_pkioperation(req_kind_e kind, int default_type)
     }
 
     /* the pkiMessage */
-    if (scep_nonce(nonce) != APR_SUCCESS) {
+    if (o.nonce) {
+        long nl = 0;
+        unsigned char *nb = OPENSSL_hexstr2buf(o.nonce, &nl);
+        if (nb == NULL || nl != SCEP_NONCE_LEN) {
+            OPENSSL_free(nb);
+            return fail(EXIT_USAGE, "--nonce %s: want %d bytes in hex",
+                        o.nonce, SCEP_NONCE_LEN);
+        }
+        memcpy(nonce, nb, SCEP_NONCE_LEN);
+        OPENSSL_free(nb);
+    }
+    else if (scep_nonce(nonce) != APR_SUCCESS) {
         return fail(EXIT_ERROR, "no random nonce");
     }
     req.message_type = o.no_message_type ? -1
@@ -1287,7 +1313,9 @@ static int cmd_pkioperation(req_kind_e kind, int default_type)
     req.recipients = to;
     req.signer_cert = signer;
     req.signer_key = signer_key;
-    if (scep_req_encode(&der, &len, &req, &why, pool) != APR_SUCCESS) {
+    if (scep_client_req_encode(&der, &len, &req,
+                               o.oaep ? SCEP_CLIENT_OAEP : 0, &why, pool)
+        != APR_SUCCESS) {
         return fail(EXIT_ERROR, "encoding the request: %s", why);
     }
     wire = apr_pmemdup(pool, der, len);
@@ -1471,6 +1499,10 @@ static void usage(FILE *f)
 "  --digest sha1|sha256|sha384|sha512       (default sha256)\n"
 "  --encrypt-to N|all    recipient among the GetCACert certificates\n"
 "                        (default: the keyEncipherment one, else the first)\n"
+"  --oaep                RSAES-OAEP (SHA-256) key transport, not PKCS#1 v1.5\n"
+"  --ku LIST             keyUsage extension in the CSR, e.g.\n"
+"                        digitalSignature,keyEncipherment\n"
+"  --nonce HEX           senderNonce (16 bytes) instead of a random one\n"
 "  --signer-cert FILE --signer-key FILE   sign with this instead of a\n"
 "                        self-signed certificate of --key\n"
 "  --get [--urlsafe]     GET with base64 message= instead of POST\n"
@@ -1493,7 +1525,7 @@ enum {
     OPT_NO_TID, OPT_MT, OPT_MTS, OPT_NO_MT, OPT_SAN, OPT_ENCRYPT_TO,
     OPT_CORRUPT, OPT_DUMP_REQ, OPT_DUMP_REP, OPT_VERBOSE, OPT_BODY, OPT_QUERY,
     OPT_SIGNER_CERT, OPT_SIGNER_KEY, OPT_SERIAL, OPT_CERT, OPT_CONTENT,
-    OPT_MESSAGE, OPT_NO_CHECK, OPT_HELP
+    OPT_MESSAGE, OPT_NO_CHECK, OPT_NONCE, OPT_OAEP, OPT_KU, OPT_HELP
 };
 
 static const struct option long_opts[] = {
@@ -1529,6 +1561,9 @@ static const struct option long_opts[] = {
     { "content", required_argument, NULL, OPT_CONTENT },
     { "message", required_argument, NULL, OPT_MESSAGE },
     { "no-check", no_argument, NULL, OPT_NO_CHECK },
+    { "nonce", required_argument, NULL, OPT_NONCE },
+    { "oaep", no_argument, NULL, OPT_OAEP },
+    { "ku", required_argument, NULL, OPT_KU },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -1596,6 +1631,9 @@ static int parse_args(int argc, char **argv)
         case OPT_CONTENT:      o.content = optarg; break;
         case OPT_MESSAGE:      o.message = optarg; break;
         case OPT_NO_CHECK:     o.no_check = 1; break;
+        case OPT_NONCE:        o.nonce = optarg; break;
+        case OPT_OAEP:         o.oaep = 1; break;
+        case OPT_KU:           o.ku = optarg; break;
         case 'h':
         case OPT_HELP:
             usage(stdout);
