@@ -250,7 +250,30 @@ SCEPCiphers AES-128 AES-192 AES-256 DES3 DES
     SetHandler scep
     Require all granted
 </Location>
+
+# Health for a load balancer (JSON, 503 when this node cannot serve) and
+# Prometheus metrics.
+<Location /scep-status>
+    SetHandler scep-status
+    Require all granted
+</Location>
+<Location /scep-metrics>
+    SetHandler scep-metrics
+    Require all granted
+</Location>
 EOF
+    if [ "$challenge" = otp ]; then
+        cat <<EOF
+
+# The CA's CRL, also named in every certificate issued (the store keeps
+# revocations; revoke from the admin page's ?certs list).
+SCEPCRLURL http://127.0.0.1:$port/crl/ca.crl
+<Location /crl/ca.crl>
+    SetHandler scep-crl
+    Require all granted
+</Location>
+EOF
+    fi
 } > "$conf.tmp"
 mv -f "$conf.tmp" "$conf"
 
@@ -304,8 +327,10 @@ EOF
 fi
 cat <<EOF
 
-Capabilities:
+Capabilities, health and metrics:
   curl '$url?operation=GetCACaps'
+  curl http://127.0.0.1:$port/scep-status
+  curl http://127.0.0.1:$port/scep-metrics
 
 Enroll with micromdm scepclient (Debian package scep; it sends SHA-1 + DES):
   W=\$(mktemp -d)
