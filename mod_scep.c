@@ -264,7 +264,7 @@ static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                               SCEP_CA_PROVIDER_VERSION);
     if (prov == NULL) {
         return apr_psprintf(cmd->pool, "SCEPCAProvider: unknown CA provider "
-                            "'%s' (built in: local; is the module providing "
+                            "'%s' (built in: local, command, cmp; is the module providing "
                             "it loaded, and built for API version %s?)",
                             argv[0], SCEP_CA_PROVIDER_VERSION);
     }

@@ -177,7 +177,7 @@ static const char *command_init(void *instance, apr_pool_t *p,
     return NULL;
 }
 
-/* ---- the facts of the request --------------------------------------------- */
+/* ---- the facts of the request ------------------------------------------- */
 
 /* A value fit for the environment and a log line: control characters
  * become '?'. */
@@ -349,7 +349,7 @@ static const char *const *make_env(const scep_ca_request_t *req,
     return (const char *const *)env->elts;
 }
 
-/* ---- running the program -------------------------------------------------- */
+/* ---- running the program ------------------------------------------------ */
 
 /* In the child, after stdin/stdout/stderr are the pipes: why exec failed,
  * on the program's stderr, where the parent reads it. */
@@ -611,7 +611,7 @@ static void run_program(ca_command_t *cmd, const char *const *env,
     run->err[run->err_len] = '\0';
 }
 
-/* ---- reading the answer --------------------------------------------------- */
+/* ---- reading the answer ------------------------------------------------- */
 
 /* The first non-empty line of @a s, cleaned and bounded. */
 static const char *first_line(const char *s, apr_size_t max, apr_pool_t *p)

@@ -50,6 +50,14 @@ static const char *local_init(void *instance, apr_pool_t *p,
     if (ca_chain == NULL || sk_X509_num(ca_chain) == 0) {
         return "the local CA provider needs SCEPCACertificateFile";
     }
+    if (ca->ca && X509_cmp(ca->ca, sk_X509_value(ca_chain, 0)) != 0) {
+        /* one instance is one CA: sections that inherit it with another
+         * SCEPCACertificateFile would otherwise take turns */
+        return apr_psprintf(p, "this SCEPCAProvider local instance already "
+                            "serves %s; give each CA its own SCEPCAProvider "
+                            "local line",
+                            scep_name_str(X509_get_subject_name(ca->ca), p));
+    }
     ca->chain = ca_chain;
     ca->ca = sk_X509_value(ca_chain, 0);
     if (!scep_key_matches_cert(ca->key, ca->ca)) {

@@ -127,37 +127,46 @@ static const char *template_for(const scep_dir_conf_t *c, X509_REQ *csr)
     return c->templates[pur] ? c->templates[pur] : DEFAULT_TEMPLATE;
 }
 
-/* Ask the CA provider for a certificate under @a prof. */
-static void issue(request_rec *r, const scep_dir_conf_t *c,
-                  const scep_profile_t *prof, X509_REQ *csr, X509 *signer,
-                  const char *tid, scep_ca_reply_t *reply)
+/* What the CA provider is told about a request under @a prof. */
+static void fill_creq(scep_ca_request_t *creq, request_rec *r,
+                      const scep_dir_conf_t *c, const scep_profile_t *prof,
+                      X509_REQ *csr, X509 *signer, const char *tid)
 {
-    scep_ca_request_t creq;
     const char **eku = NULL;
-    apr_status_t rv;
     int i;
 
-    memset(&creq, 0, sizeof(creq));
-    memset(reply, 0, sizeof(*reply));
-    creq.csr = csr;
-    creq.signer = signer;
-    creq.transaction_id = tid;
-    creq.profile = prof->name;
-    creq.requester = r->useragent_ip;
-    creq.validity_days = prof->validity_days ? prof->validity_days
-                         : c->validity_days == SCEP_UNSET
-                           ? DEFAULT_VALIDITY_DAYS : c->validity_days;
-    creq.key_usage = prof->key_usage;
+    memset(creq, 0, sizeof(*creq));
+    creq->csr = csr;
+    creq->signer = signer;
+    creq->transaction_id = tid;
+    creq->profile = prof->name;
+    creq->requester = r->useragent_ip;
+    creq->validity_days = prof->validity_days ? prof->validity_days
+                          : c->validity_days == SCEP_UNSET
+                            ? DEFAULT_VALIDITY_DAYS : c->validity_days;
+    creq->key_usage = prof->key_usage;
     if (prof->eku) {
         eku = apr_pcalloc(r->pool, sizeof(char *) * (prof->eku->nelts + 1));
         for (i = 0; i < prof->eku->nelts; i++) {
             eku[i] = APR_ARRAY_IDX(prof->eku, i, const char *);
         }
     }
-    creq.ext_key_usage = eku;
-    creq.subject_cn_only = !prof->subject_from_csr;
-    creq.copy_san = prof->san_from_csr;
-    creq.crl_url = c->crl_url;
+    creq->ext_key_usage = eku;
+    creq->subject_cn_only = !prof->subject_from_csr;
+    creq->copy_san = prof->san_from_csr;
+    creq->crl_url = c->crl_url;
+}
+
+/* Ask the CA provider for a certificate under @a prof. */
+static void issue(request_rec *r, const scep_dir_conf_t *c,
+                  const scep_profile_t *prof, X509_REQ *csr, X509 *signer,
+                  const char *tid, scep_ca_reply_t *reply)
+{
+    scep_ca_request_t creq;
+    apr_status_t rv;
+
+    memset(reply, 0, sizeof(*reply));
+    fill_creq(&creq, r, c, prof, csr, signer, tid);
     rv = c->provider->enroll(c->provider_inst, &creq, reply, r->pool);
     if (rv != APR_SUCCESS && reply->status == SCEP_CA_ISSUED) {
         reply->status = SCEP_CA_ERROR;
@@ -181,6 +190,8 @@ static int poll_ca(scep_req_ctx_t *rc, scep_msg_t *msg,
     scep_ca_request_t creq;
     scep_ca_reply_t reply;
     scep_db_t *db = scep_glue_db(r);
+    const scep_profile_t *prof;
+    X509_REQ *csr = NULL;
     unsigned char *der;
     const unsigned char *q;
     apr_size_t len;
@@ -191,17 +202,19 @@ static int poll_ca(scep_req_ctx_t *rc, scep_msg_t *msg,
     if (db == NULL) {
         return store_unavailable(r, "connection", NULL);
     }
-    memset(&creq, 0, sizeof(creq));
     memset(&reply, 0, sizeof(reply));
     if (tx->csr && scep_base64_decode(&der, &len, tx->csr, strlen(tx->csr),
                                       r->pool) == APR_SUCCESS) {
         q = der;
-        creq.csr = scep_own_req(r->pool, d2i_X509_REQ(NULL, &q, (long)len));
+        csr = scep_own_req(r->pool, d2i_X509_REQ(NULL, &q, (long)len));
     }
-    creq.signer = msg->signer;
-    creq.transaction_id = msg->transaction_id;
-    creq.profile = tx->profile ? tx->profile : DEFAULT_TEMPLATE;
-    creq.requester = r->useragent_ip;
+    /* the profile's facts again: a CA may issue only now */
+    prof = find_profile(c, tx->profile ? tx->profile : DEFAULT_TEMPLATE,
+                        r->pool);
+    if (prof == NULL) {
+        prof = scep_profile_make(tx->profile, r->pool);
+    }
+    fill_creq(&creq, r, c, prof, csr, msg->signer, msg->transaction_id);
     if (c->provider->poll(c->provider_inst, &creq, tx->ca_ref, &reply,
                           r->pool) != APR_SUCCESS
         && reply.status == SCEP_CA_ISSUED) {
@@ -682,7 +695,17 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         return scep_glue_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
                                  reply.certs);
     case SCEP_CA_PENDING:
-        if (db && scep_tx_set_ca_ref(db, pool_name(c), msg->transaction_id,
+        if (!db) {
+            /* nothing could poll it later: do not leave the device waiting
+             * for ever, and do not spend its password */
+            NOTIFY(SCEP_OUTCOME_FAILED);
+            return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST,
+                                     "ca-provider", apr_psprintf(r->pool,
+                                     "CA provider %s answered pending, "
+                                     "which needs the SQL store (SCEPStore "
+                                     "dbd) to be polled", c->provider_name));
+        }
+        if (scep_tx_set_ca_ref(db, pool_name(c), msg->transaction_id,
                                      reply.reference ? reply.reference : "",
                                      b64(msg->content, msg->content_len,
                                          r->pool), now, &why, r->pool)
