@@ -382,7 +382,10 @@ int scep_status_handler(request_rec *r)
                    "\"checks\": {\"database\": %s, \"keys\": %s, "
                    "\"ra_encryption\": %s, \"ra_signing\": %s, "
                    "\"ca\": %s, \"provider\": %s}}\n",
-                   ok ? "ok" : "fail", scep_json_str(host, r->pool),
+                   ok ? "ok" : "fail",
+                   scep_json_str(apr_psprintf(r->pool, "%s:%u", host,
+                                              ap_get_server_port(r)),
+                                 r->pool),
                    (int)getpid(), db_json, keys_json, ra_json, ra2_json,
                    ca_json, prov_json);
     }

@@ -2,9 +2,12 @@
  *
  * The SQL store: one-time passwords and transactions through apr_dbd.
  */
+#include <string.h>
+
 #include <apr_strings.h>
 
 #include "scep_store.h"
+#include "scep_certstore.h"
 
 /* Portable SQL only: apr_dbd turns %s into each driver's placeholder.
  * Arguments go as text; the databases convert to the column types. */
@@ -113,6 +116,34 @@ static apr_dbd_prepared_t *stmt(scep_db_t *db, const char *label,
     return st;
 }
 
+/* A PostgreSQL session that mod_dbd reset (apr_dbd_check_conn after the
+ * database restarted) has lost the statements mod_dbd prepared when it
+ * opened the connection: prepare them again on the same handle, under the
+ * same names, so that the connection recovers by itself. */
+static int lost_statements(scep_db_t *db, int rc)
+{
+    const char *e = apr_dbd_error(db->driver, db->handle, rc);
+
+    return e && strstr(e, "prepared statement") && strstr(e, "does not exist");
+}
+
+static void prepare_again(scep_db_t *db, apr_pool_t *p)
+{
+    const scep_store_stmt_t *const sets[] = {
+        scep_store_statements, scep_certstore_statements, NULL
+    };
+    const scep_store_stmt_t *const *set;
+    const scep_store_stmt_t *st;
+
+    for (set = sets; *set; set++) {
+        for (st = *set; st->label; st++) {
+            apr_dbd_prepared_t *ps = NULL;
+            apr_dbd_prepare(db->driver, p, db->handle, st->sql, st->label,
+                            &ps);
+        }
+    }
+}
+
 apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
                              const char **why, apr_pool_t *p,
                              int nargs, const char **args)
@@ -124,6 +155,10 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
         return APR_EGENERAL;
     }
     rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
+    if (rc != 0 && lost_statements(db, rc)) {
+        prepare_again(db, p);
+        rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
+    }
     if (rc != 0) {
         *why = apr_psprintf(p, "%s: %s", label,
                             apr_dbd_error(db->driver, db->handle, rc));
@@ -135,8 +170,10 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
     return APR_SUCCESS;
 }
 
-/* Run a select and hand back all rows as arrays of strings (the result
- * set is always read to the end, as drivers require). */
+/* Run a select and hand back all rows as arrays of strings.  Random access
+ * (seek 1): apr_dbd_pgsql checks the result only then (a failing select
+ * read as "no rows" otherwise) and sleeps 100 ms on an empty sequential
+ * result. */
 apr_status_t scep_store_select(scep_db_t *db, const char *label,
                                apr_array_header_t **out, const char **why,
                                apr_pool_t *p, int nargs, const char **args)
@@ -150,18 +187,22 @@ apr_status_t scep_store_select(scep_db_t *db, const char *label,
     if (st == NULL) {
         return APR_EGENERAL;
     }
-    rc = apr_dbd_pselect(db->driver, p, db->handle, &res, st, 0, nargs, args);
+    rc = apr_dbd_pselect(db->driver, p, db->handle, &res, st, 1, nargs, args);
+    if (rc != 0 && lost_statements(db, rc)) {
+        prepare_again(db, p);
+        res = NULL;
+        rc = apr_dbd_pselect(db->driver, p, db->handle, &res, st, 1, nargs,
+                             args);
+    }
     if (rc != 0) {
         *why = apr_psprintf(p, "%s: %s", label,
                             apr_dbd_error(db->driver, db->handle, rc));
         return APR_EGENERAL;
     }
     rows = apr_array_make(p, 4, sizeof(const char **));
+    cols = apr_dbd_num_cols(db->driver, res);
     while (apr_dbd_get_row(db->driver, p, res, &row, -1) == 0) {
         const char **vals;
-        /* pgsql knows the columns of a sequential result only once the
-         * first row is fetched */
-        cols = apr_dbd_num_cols(db->driver, res);
         /* room for the fixed columns callers read, whatever came back */
         vals = apr_pcalloc(p, sizeof(char *) * (cols > 16 ? cols + 1 : 17));
         for (i = 0; i < cols; i++) {
