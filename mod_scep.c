@@ -38,6 +38,7 @@
 #include "mod_scep_private.h"
 #include "scep_msg.h"
 #include "scep_pki.h"
+#include "scep_engine.h"
 #include "scep_store.h"
 #include "scep_challenge.h"
 #include "scep_certstore.h"
@@ -211,7 +212,8 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
     ra->cert = sk_X509_value(certs, 0);
     if (!scep_key_matches_cert(ra->key, ra->cert)) {
         return apr_psprintf(cmd->pool, "%s: key '%s' does not match the "
-                            "certificate '%s'", cmd->cmd->name, keyf, certf);
+                            "certificate '%s'", cmd->cmd->name,
+                            scep_engine_uri_shown(keyf, cmd->pool), certf);
     }
     if (EVP_PKEY_get_base_id(ra->key) != EVP_PKEY_RSA) {
         return apr_psprintf(cmd->pool, "%s: the RA key must be RSA (SCEP "
@@ -300,10 +302,24 @@ static const char **provider_args(cmd_parms *cmd, int argc,
     int i;
 
     for (i = 0; i < argc; i++) {
-        const char *a = argv[i], *abs;
+        const char *a = argv[i], *abs, *eq;
         apr_finfo_t fi;
 
         args[i] = a;
+        if (plain_files && (eq = ap_strchr_c(a, '=')) != NULL && eq[1]
+            && eq[1] != '/' && !ap_strchr_c(eq + 1, ':')
+            && (abs = ap_server_root_relative(cmd->temp_pool, eq + 1))
+               != NULL
+            && apr_stat(&fi, abs, APR_FINFO_TYPE, cmd->temp_pool)
+               == APR_SUCCESS) {
+            /* keyword=FILE (cert=, key=, trusted=...) */
+            args[i] = apr_pstrcat(cmd->pool,
+                                  apr_pstrmemdup(cmd->temp_pool, a,
+                                                 eq - a + 1),
+                                  ap_server_root_relative(cmd->pool, eq + 1),
+                                  NULL);
+            continue;
+        }
         if (!strncmp(a, "file:", 5)) {
             abs = ap_server_root_relative(cmd->pool, a + 5);
             if (abs) {

@@ -101,7 +101,9 @@ typedef struct scep_ca_provider_t {
     apr_status_t (*enroll)(void *instance, const scep_ca_request_t *req,
                            scep_ca_reply_t *reply, apr_pool_t *p);
 
-    /** Optional. Ask again about a PENDING request by its reference. */
+    /** Optional. Ask again about a PENDING request by its reference.  A
+     *  PENDING answer may carry a new reference in reply->reference, which
+     *  replaces the old one for the next poll (from any node). */
     apr_status_t (*poll)(void *instance, const scep_ca_request_t *req,
                          const char *reference,
                          scep_ca_reply_t *reply, apr_pool_t *p);

@@ -8,6 +8,7 @@
  *                  (secret=pass:...|file:...|env:... ref=NAME
  *                   | cert=FILE key=FILE-or-URI)
  *                  [trusted=FILE] [untrusted=FILE] [srvcert=FILE]
+ *                  [recipient=/CN=...]
  *                  [timeout=S] [total-timeout=S] [implicit-confirm=on]
  *                  [unprotected-errors=on] [digest=NAME] [proxy=URL]
  *
@@ -33,6 +34,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <apr_base64.h>
 #include <apr_file_io.h>
@@ -41,6 +44,7 @@
 #include <apr_thread_mutex.h>
 
 #include <openssl/asn1.h>
+#include <openssl/bio.h>
 #include <openssl/cmp.h>
 #include <openssl/err.h>
 #include <openssl/http.h>
@@ -64,15 +68,17 @@ typedef struct {
     const char *path;
     int port;
     const char *proxy;         /* NULL: none (the environment is ignored) */
+    const char *proxy_host;
+    int proxy_port;
     unsigned char *secret;     /* PBM shared secret */
     int secret_len;
     const char *ref;           /* senderKID with the secret */
     X509 *cert;                /* RA certificate for signature protection */
     STACK_OF(X509) *untrusted; /* its chain (cert= file) plus untrusted= */
     EVP_PKEY *key;
-    const char *key_name;
     STACK_OF(X509) *trusted;   /* trust anchors for the CA's responses */
     X509 *srvcert;             /* the CA's CMP certificate, pinned */
+    X509_NAME *recipient;      /* header recipient; NULL: the endpoint's CA */
     int msg_timeout;
     int total_timeout;
     int implicit_confirm;
@@ -220,10 +226,63 @@ static const char *parse_server(ca_cmp_t *cmp, const char *v, apr_pool_t *p)
     return err;
 }
 
-static apr_status_t free_certs_stack(void *d)
+/* proxy=http://host:port (a plain HTTP proxy) */
+static const char *parse_proxy(ca_cmp_t *cmp, const char *v, apr_pool_t *p)
 {
-    sk_X509_pop_free(d, X509_free);
-    return APR_SUCCESS;
+    char *host = NULL, *port = NULL, *path = NULL, *user = NULL;
+    int ssl = 0, port_num = 0;
+    const char *err = NULL;
+
+    if (strncasecmp(v, "http://", 7)
+        || !OSSL_HTTP_parse_url(v, &ssl, &user, &host, &port, &port_num,
+                                &path, NULL, NULL)
+        || (user != NULL && *user) || host == NULL || *host == '\0') {
+        err = apr_psprintf(p, "proxy=%s: a proxy is http://host:port", v);
+    }
+    else {
+        cmp->proxy = apr_pstrdup(p, v);
+        cmp->proxy_host = apr_pstrdup(p, host);
+        cmp->proxy_port = port_num;
+    }
+    OPENSSL_free(host);
+    OPENSSL_free(port);
+    OPENSSL_free(path);
+    OPENSSL_free(user);
+    ERR_clear_error();
+    return err;
+}
+
+/* recipient=/CN=Upstream CA/O=Example (OpenSSL's one-line form) */
+static const char *parse_dn(ca_cmp_t *cmp, const char *v, apr_pool_t *p)
+{
+    X509_NAME *name = scep_own_name(p, X509_NAME_new());
+    char *copy = apr_pstrdup(p, v), *last = NULL, *rdn;
+
+    if (name == NULL) {
+        return "out of memory";
+    }
+    if (*copy != '/') {
+        return apr_psprintf(p, "recipient=%s: a name like /CN=Example CA/O="
+                            "Example, please", v);
+    }
+    for (rdn = apr_strtok(copy, "/", &last); rdn;
+         rdn = apr_strtok(NULL, "/", &last)) {
+        char *eq = strchr(rdn, '=');
+        if (eq == NULL || eq == rdn || eq[1] == '\0') {
+            return apr_psprintf(p, "recipient=%s: '%s' is not TYPE=value",
+                                v, rdn);
+        }
+        *eq = '\0';
+        if (!X509_NAME_add_entry_by_txt(name, rdn, MBSTRING_UTF8,
+                                        (const unsigned char *)eq + 1, -1,
+                                        -1, 0)) {
+            ERR_clear_error();
+            return apr_psprintf(p, "recipient=%s: unknown attribute type "
+                                "'%s'", v, rdn);
+        }
+    }
+    cmp->recipient = name;
+    return NULL;
 }
 
 static const char *cmp_create(void **instance, apr_pool_t *p,
@@ -245,7 +304,7 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
         if (eq == NULL || eq == a) {
             return apr_psprintf(p, "'%s' is not keyword=value (server=, "
                                 "secret=, ref=, cert=, key=, trusted=, "
-                                "untrusted=, srvcert=, timeout=, "
+                                "untrusted=, srvcert=, recipient=, timeout=, "
                                 "total-timeout=, implicit-confirm=, "
                                 "unprotected-errors=, digest=, proxy=)", a);
         }
@@ -275,6 +334,9 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
         else if (!strcmp(kw, "srvcert")) {
             srvcert_file = v;
         }
+        else if (!strcmp(kw, "recipient")) {
+            err = parse_dn(cmp, v, p);
+        }
         else if (!strcmp(kw, "timeout")) {
             err = parse_seconds(kw, v, &cmp->msg_timeout, 0, p);
         }
@@ -297,7 +359,7 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
             }
         }
         else if (!strcmp(kw, "proxy")) {
-            cmp->proxy = *v ? v : NULL;
+            err = *v ? parse_proxy(cmp, v, p) : NULL;
         }
         else {
             err = apr_psprintf(p, "unknown keyword '%s'", kw);
@@ -330,9 +392,7 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
             return apr_pstrcat(p, "cert=: ", why, NULL);
         }
         cmp->cert = sk_X509_value(certs, 0);
-        cmp->untrusted = sk_X509_new_null();
-        apr_pool_cleanup_register(p, cmp->untrusted, free_certs_stack,
-                                  apr_pool_cleanup_null);
+        cmp->untrusted = scep_own_certs(p, sk_X509_new_null());
         for (i = 1; i < sk_X509_num(certs); i++) {
             X509_up_ref(sk_X509_value(certs, i));
             sk_X509_push(cmp->untrusted, sk_X509_value(certs, i));
@@ -340,7 +400,6 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
         if (scep_load_key(&cmp->key, key_uri, &why, p) != APR_SUCCESS) {
             return apr_pstrcat(p, "key=: ", why, NULL);
         }
-        cmp->key_name = key_uri;
         if (!scep_key_matches_cert(cmp->key, cmp->cert)) {
             return apr_psprintf(p, "key= does not match the certificate %s "
                                 "of cert=%s",
@@ -353,9 +412,7 @@ static const char *cmp_create(void **instance, apr_pool_t *p,
             return apr_pstrcat(p, "untrusted=: ", why, NULL);
         }
         if (cmp->untrusted == NULL) {
-            cmp->untrusted = sk_X509_new_null();
-            apr_pool_cleanup_register(p, cmp->untrusted, free_certs_stack,
-                                      apr_pool_cleanup_null);
+            cmp->untrusted = scep_own_certs(p, sk_X509_new_null());
         }
         for (i = 0; i < sk_X509_num(certs); i++) {
             X509_up_ref(sk_X509_value(certs, i));
@@ -538,6 +595,82 @@ static int cmp_check_cert(OSSL_CMP_CTX *ctx, X509 *cert, int fail_info,
     return 0;
 }
 
+/* Connect to host:port within the timeout.  Not BIO_do_connect_retry()
+ * (what OSSL_CMP_MSG_http_perform uses): it retries a refused connection
+ * until the timeout, and a CA that is down should cost no time. */
+static BIO *cmp_connect(const char *host, const char *port, int timeout)
+{
+    BIO *bio = BIO_new_connect(host);
+    time_t max_time = timeout > 0 ? time(NULL) + timeout : 0;
+    int rv;
+
+    if (bio == NULL || !BIO_set_conn_port(bio, port)
+        || BIO_set_nbio(bio, 1) <= 0) {
+        BIO_free_all(bio);
+        return NULL;
+    }
+    for (;;) {
+        rv = BIO_do_connect(bio);
+        if (rv > 0) {
+            return bio;
+        }
+        if (!BIO_should_retry(bio)) {
+            break;      /* refused, unreachable, no such host */
+        }
+        rv = BIO_wait(bio, max_time, 100);
+        if (rv <= 0) {
+            if (rv == 0) {
+                ERR_raise_data(ERR_LIB_BIO, BIO_R_CONNECT_TIMEOUT,
+                               "%s:%s after %d s", host, port, timeout);
+            }
+            break;
+        }
+    }
+    BIO_free_all(bio);
+    return NULL;
+}
+
+/* One CMP message over HTTP (RFC 6712) and the answer.  One connection per
+ * message: a pending transaction goes on over another connection anyway,
+ * and OpenSSL's own server drops the transaction when a kept-alive
+ * connection closes.  No proxy unless proxy= says so (the environment's
+ * http_proxy is not httpd's business). */
+static OSSL_CMP_MSG *cmp_http(ca_cmp_t *cmp, const OSSL_CMP_MSG *req,
+                              int timeout)
+{
+    BIO *conn = NULL, *body = NULL, *rsp = NULL;
+    OSSL_CMP_MSG *msg = NULL;
+    char port[16], at_port[16];
+    const char *path = cmp->path;
+
+    apr_snprintf(port, sizeof(port), "%d", cmp->port);
+    if (cmp->proxy) {
+        /* to the proxy, asking for the absolute URL */
+        apr_snprintf(at_port, sizeof(at_port), "%d", cmp->proxy_port);
+        path = cmp->url;
+    }
+    if ((body = BIO_new(BIO_s_mem())) == NULL
+        || i2d_OSSL_CMP_MSG_bio(body, req) <= 0
+        || (conn = cmp_connect(cmp->proxy ? cmp->proxy_host : cmp->host,
+                               cmp->proxy ? at_port : port,
+                               timeout)) == NULL) {
+        goto leave;
+    }
+    rsp = OSSL_HTTP_transfer(NULL, cmp->host, port, path, 0, NULL, NULL,
+                             conn, NULL, NULL, NULL, 0, NULL,
+                             "application/pkixcmp", body,
+                             "application/pkixcmp", 1,
+                             OSSL_HTTP_DEFAULT_MAX_RESP_LEN, timeout, 0);
+    if (rsp != NULL) {
+        msg = d2i_OSSL_CMP_MSG_bio(rsp, NULL);
+    }
+leave:
+    BIO_free(rsp);
+    BIO_free(body);
+    BIO_free_all(conn);
+    return msg;
+}
+
 /* Every message to the CA goes through here (one HTTP POST each). */
 static OSSL_CMP_MSG *cmp_transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 {
@@ -561,7 +694,10 @@ static OSSL_CMP_MSG *cmp_transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
         req = call->pollreq;
         our_pollreq = 1;
     }
-    rsp = OSSL_CMP_MSG_http_perform(ctx, req);
+    /* the library shortens the message timeout to what total-timeout
+     * leaves */
+    rsp = cmp_http(call->cmp, req,
+                   OSSL_CMP_CTX_get_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT));
     if (rsp != NULL && our_pollreq
         && OSSL_CMP_MSG_get_bodytype(rsp) == CMP_BODY_POLLREP) {
         /* Still waiting.  The library expects a certificate response and
@@ -583,6 +719,7 @@ static OSSL_CMP_CTX *cmp_ctx_make(ca_cmp_t *cmp, cmp_call_t *call,
 {
     OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
     X509_STORE *store = NULL;
+    const X509_NAME *recipient;
     int i;
 
     if (ctx == NULL) {
@@ -591,8 +728,6 @@ static OSSL_CMP_CTX *cmp_ctx_make(ca_cmp_t *cmp, cmp_call_t *call,
     if (!OSSL_CMP_CTX_set1_server(ctx, cmp->host)
         || !OSSL_CMP_CTX_set_serverPort(ctx, cmp->port)
         || !OSSL_CMP_CTX_set1_serverPath(ctx, cmp->path)
-        /* "" and not NULL: no proxy from the environment either */
-        || !OSSL_CMP_CTX_set1_proxy(ctx, cmp->proxy ? cmp->proxy : "")
         || !OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_LOG_VERBOSITY,
                                     OSSL_CMP_LOG_EMERG)
         || !OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT,
@@ -625,10 +760,25 @@ static OSSL_CMP_CTX *cmp_ctx_make(ca_cmp_t *cmp, cmp_call_t *call,
             || !OSSL_CMP_CTX_set1_pkey(ctx, cmp->key))) {
         goto fail;
     }
-    if (cmp->untrusted && !OSSL_CMP_CTX_set1_untrusted(ctx, cmp->untrusted)) {
+    /* (3.0 leaves the context without a stack when given an empty one) */
+    if (cmp->untrusted && sk_X509_num(cmp->untrusted) > 0
+        && !OSSL_CMP_CTX_set1_untrusted(ctx, cmp->untrusted)) {
         goto fail;
     }
     if (cmp->srvcert && !OSSL_CMP_CTX_set1_srvCert(ctx, cmp->srvcert)) {
+        goto fail;
+    }
+    /* the header's recipient: as configured, else the CA that issues */
+    recipient = cmp->recipient;
+    if (recipient == NULL) {
+        apr_thread_mutex_lock(cmp->mutex);
+        if (cmp->issuers->nelts > 0) {
+            recipient = X509_get_subject_name(sk_X509_value(
+                APR_ARRAY_IDX(cmp->issuers, 0, STACK_OF(X509) *), 0));
+        }
+        apr_thread_mutex_unlock(cmp->mutex);
+    }
+    if (recipient && !OSSL_CMP_CTX_set1_recipient(ctx, recipient)) {
         goto fail;
     }
     if (cmp->trusted) {
@@ -794,12 +944,14 @@ static const char *parse_reference(const char *ref, OSSL_CMP_MSG **msg,
     int n;
 
     *msg = NULL;
-    magic = apr_strtok(copy, " ", &last);
-    tid = apr_strtok(NULL, " ", &last);
-    b64 = apr_strtok(NULL, " ", &last);
-    url = apr_strtok(NULL, " ", &last);
-    if (magic == NULL || strcmp(magic, CMP_REF_MAGIC) || tid == NULL
-        || b64 == NULL || url == NULL) {
+    /* (apr_strtok must not go on once it returned NULL) */
+    tid = b64 = url = NULL;
+    if ((magic = apr_strtok(copy, " ", &last)) != NULL
+        && (tid = apr_strtok(NULL, " ", &last)) != NULL
+        && (b64 = apr_strtok(NULL, " ", &last)) != NULL) {
+        url = apr_strtok(NULL, " ", &last);
+    }
+    if (magic == NULL || strcmp(magic, CMP_REF_MAGIC) || url == NULL) {
         return "not a reference of the cmp provider";
     }
     der = apr_palloc(p, apr_base64_decode_len(b64));

@@ -11,6 +11,7 @@
 
 #include "ca_local.h"
 #include "scep_pki.h"
+#include "scep_engine.h"
 
 typedef struct {
     const char *key_path;
@@ -62,7 +63,8 @@ static const char *local_init(void *instance, apr_pool_t *p,
     ca->ca = sk_X509_value(ca_chain, 0);
     if (!scep_key_matches_cert(ca->key, ca->ca)) {
         return apr_psprintf(p, "CA key '%s' does not match the CA "
-                            "certificate %s", ca->key_path,
+                            "certificate %s",
+                            scep_engine_uri_shown(ca->key_path, p),
                             scep_name_str(X509_get_subject_name(ca->ca), p));
     }
     if (!scep_cert_has_ku(ca->ca, KU_KEY_CERT_SIGN)) {

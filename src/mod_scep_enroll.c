@@ -256,6 +256,17 @@ static int poll_ca(scep_req_ctx_t *rc, scep_msg_t *msg,
                                               reply.reason ? reply.reason
                                                            : "-"));
     case SCEP_CA_PENDING:
+        /* the CA's handle may change from poll to poll (CMP nonces) */
+        if (reply.reference && *reply.reference
+            && strcmp(reply.reference, tx->ca_ref)
+            && scep_tx_set_ca_ref(db, pool_name(c), msg->transaction_id,
+                                  reply.reference, tx->csr, now, &why,
+                                  r->pool) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00031)
+                          "transaction %s still pending at the CA, but its "
+                          "new handle was not recorded: %s",
+                          msg->transaction_id, why);
+        }
         return scep_glue_certrep(rc, msg, SCEP_STATUS_PENDING, SCEP_FAIL_NONE,
                                  NULL);
     default:

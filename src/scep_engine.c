@@ -34,13 +34,14 @@ int scep_engine_uri(const char *uri)
                || !strncmp(uri, ENGINE_SCHEME, sizeof(ENGINE_SCHEME) - 1));
 }
 
-static apr_status_t engine_release(void *d)
+void scep_engine_release(void *engine)
 {
-    ENGINE *e = d;
+    ENGINE *e = engine;
 
-    ENGINE_finish(e);   /* the functional reference of ENGINE_init */
-    ENGINE_free(e);     /* the structural reference of ENGINE_by_id */
-    return APR_SUCCESS;
+    if (e != NULL) {
+        ENGINE_finish(e);   /* the functional reference of ENGINE_init */
+        ENGINE_free(e);     /* the structural reference of ENGINE_by_id */
+    }
 }
 
 static int hexval(int c)
@@ -225,8 +226,26 @@ static const char *parse_engine(engine_uri_t *u, const char *uri,
     return NULL;
 }
 
-apr_status_t scep_engine_load_key(EVP_PKEY **key, const char *uri,
-                                  const char **why, apr_pool_t *p)
+const char *scep_engine_uri_shown(const char *uri, apr_pool_t *p)
+{
+    engine_uri_t u;
+
+    if (uri == NULL || strncasecmp(uri, PKCS11_SCHEME,
+                                   sizeof(PKCS11_SCHEME) - 1)) {
+        return uri;
+    }
+    memset(&u, 0, sizeof(u));
+    if (parse_pkcs11(&u, uri, p) != NULL) {
+        /* not parsed: show no attribute that might hold the PIN */
+        return strstr(uri, "pin-value") ? PKCS11_SCHEME "(unreadable URI)"
+                                        : uri;
+    }
+    return u.shown;
+}
+
+apr_status_t scep_engine_load_key(EVP_PKEY **key, void **engine,
+                                  const char *uri, const char **why,
+                                  apr_pool_t *p)
 {
     engine_uri_t u;
     ENGINE *e = NULL;
@@ -235,6 +254,7 @@ apr_status_t scep_engine_load_key(EVP_PKEY **key, const char *uri,
     int initialised = 0;
 
     *key = NULL;
+    *engine = NULL;
     memset(&u, 0, sizeof(u));
     ERR_clear_error();
     err = strncmp(uri, ENGINE_SCHEME, sizeof(ENGINE_SCHEME) - 1)
@@ -266,6 +286,10 @@ apr_status_t scep_engine_load_key(EVP_PKEY **key, const char *uri,
                             scep_ssl_errors(p));
         return APR_ENOENT;
     }
+    /* libp11 talks on stderr unless told not to; what went wrong is in
+     * the error queue, and so in our reason (optional: other engines) */
+    (void)ENGINE_ctrl_cmd_string(e, "QUIET", NULL, 1);
+    ERR_clear_error();
     if (u.module != NULL
         && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", u.module, 0)) {
         *why = apr_psprintf(p, "cannot load key '%s': engine %s refuses "
@@ -298,9 +322,8 @@ apr_status_t scep_engine_load_key(EVP_PKEY **key, const char *uri,
                             scep_ssl_errors(p));
         goto fail;
     }
-    /* cleanups run last-registered first: the key goes, then the ENGINE */
-    apr_pool_cleanup_register(p, e, engine_release, apr_pool_cleanup_null);
-    *key = scep_own_pkey(p, k);
+    *key = k;
+    *engine = e;
     ERR_clear_error();
     return APR_SUCCESS;
 

@@ -34,11 +34,24 @@ int scep_engine_uri(const char *uri);
  *    the PIN, if any, from $SCEP_PKCS11_PIN (given as the "PIN" control
  *    when the engine has one).
  *
- * The key is pool-owned; the ENGINE stays initialised while the key lives
- * (the pool cleanup frees the key, then finishes and frees the ENGINE).
- * @return APR_SUCCESS, else an error with a one-line reason in @a why.
+ * @param key     out: the key, owned by the caller (EVP_PKEY_free)
+ * @param engine  out: the ENGINE, initialised; give it to
+ *                scep_engine_release() after the key is freed
+ * @param p       for strings only
+ * @return APR_SUCCESS; APR_ENOENT when there is no such engine; else an
+ *         error; with a one-line reason in @a why (never the PIN)
  */
-apr_status_t scep_engine_load_key(EVP_PKEY **key, const char *uri,
-                                  const char **why, apr_pool_t *p);
+apr_status_t scep_engine_load_key(EVP_PKEY **key, void **engine,
+                                  const char *uri, const char **why,
+                                  apr_pool_t *p);
+
+/**
+ * @a uri as it may be shown in a message: a pkcs11: URI with its pin-value
+ * masked ("pin-value=***"), anything else as it is.
+ */
+const char *scep_engine_uri_shown(const char *uri, apr_pool_t *p);
+
+/** Finish and free the ENGINE of scep_engine_load_key(). */
+void scep_engine_release(void *engine);
 
 #endif /* SCEP_ENGINE_H */

@@ -50,6 +50,16 @@ static apr_status_t free_pkey(void *d)
     return APR_SUCCESS;
 }
 
+/* An ENGINE that holds keys: registered before the key it serves, so that
+ * the pool frees the key first. */
+static apr_status_t free_engine(void *d)
+{
+    if (!exiting) {
+        scep_engine_release(d);
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t free_name(void *d)
 {
     if (!exiting) {
@@ -168,7 +178,16 @@ apr_status_t scep_load_key(EVP_PKEY **key, const char *path_or_uri,
      * the pkcs11 engine; a store loader for the scheme (a pkcs11 provider
      * in openssl.cnf) is the fallback when no such engine is installed */
     if (scep_engine_uri(path_or_uri)) {
-        rv = scep_engine_load_key(key, path_or_uri, &engine_why, p);
+        void *engine = NULL;
+
+        rv = scep_engine_load_key(&k, &engine, path_or_uri, &engine_why, p);
+        if (rv == APR_SUCCESS) {
+            /* cleanups run last-registered first: the key, then the ENGINE */
+            apr_pool_cleanup_register(p, engine, free_engine,
+                                      apr_pool_cleanup_null);
+            *key = scep_own_pkey(p, k);
+            return APR_SUCCESS;
+        }
         if (rv != APR_ENOENT || strncasecmp(path_or_uri, "pkcs11:", 7)) {
             *why = engine_why;
             return rv;
