@@ -63,21 +63,21 @@ $(B)/libscep.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/mod_scep.so: $(GLUE_OBJ) $(B)/libscep.a
-	$(AP_CC) -shared -o $@ $(GLUE_OBJ) $(B)/libscep.a $(SSL_LIBS) $(SAN_CFLAGS)
+	$(AP_CC) -shared $(LDFLAGS) -o $@ $(GLUE_OBJ) $(B)/libscep.a $(SSL_LIBS) $(SAN_CFLAGS)
 
 $(B)/%: tools/%.c $(B)/libscep.a $(HDRS)
-	$(AP_CC) $(ALL_CFLAGS) -o $@ $< $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
+	$(AP_CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
 
 $(B)/t/%: t/unit/%.c $(UNIT_COMMON) $(B)/libscep.a $(HDRS) t/unit/tap.h
 	@mkdir -p $(B)/t
-	$(AP_CC) $(ALL_CFLAGS) -It/unit -o $@ $< $(UNIT_COMMON) $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
+	$(AP_CC) $(ALL_CFLAGS) $(LDFLAGS) -It/unit -o $@ $< $(UNIT_COMMON) $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
 
 # ---- Debian packages -------------------------------------------------------
 DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
            libapache2-mod-perl2 perl scep strongswan-pki \
            libstrongswan-extra-plugins certmonger sqlite3 curl make gcc \
            chromium chromium-driver softhsm2 libengine-pkcs11-openssl \
-           opensc postgresql libaprutil1-dbd-pgsql
+           opensc postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

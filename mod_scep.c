@@ -80,6 +80,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->admin_utf8 = SCEP_UNSET;
     c->admin_anonymous = SCEP_UNSET;
     c->crl_validity = SCEP_UNSET;
+    c->tx_timeout = SCEP_UNSET;
     c->replay_window = SCEP_UNSET;
     c->ciphers = SCEP_UNSET;
     c->digests = SCEP_UNSET;
@@ -102,6 +103,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(next_ca);
     MERGE_PTR(ra_enc);
     MERGE_PTR(ra_sign);
+    MERGE_PTR(ra_prev);
+    MERGE_INT(tx_timeout);
     if (add->provider) {
         c->provider = add->provider;
         c->provider_inst = add->provider_inst;
@@ -193,7 +196,7 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
                           const char *keyf)
 {
     scep_dir_conf_t *c = dc;
-    int enc = cmd->info != NULL;
+    int enc = cmd->info != NULL;   /* 1: encryption, 2: previous one */
     const char *why = NULL;
     const char *cpath = ap_server_root_relative(cmd->pool, certf);
     const char *kpath = ap_server_root_relative(cmd->pool, keyf);
@@ -237,7 +240,13 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
         return apr_psprintf(cmd->pool, "%s: certificate '%s' is not valid "
                             "yet", cmd->cmd->name, certf);
     }
-    if (enc) {
+    if (cmd->info == (void *)2) {
+        if (c->ra_prev == NULL) {
+            c->ra_prev = apr_array_make(cmd->pool, 2, sizeof(scep_ra_t *));
+        }
+        APR_ARRAY_PUSH(c->ra_prev, scep_ra_t *) = ra;
+    }
+    else if (enc) {
         c->ra_enc = ra;
     }
     else {
@@ -246,10 +255,17 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
     return NULL;
 }
 
-static const char **provider_args(cmd_parms *cmd, int argc,
-                                  char *const argv[], int plain_files);
 static const char *set_int_range(cmd_parms *cmd, int *slot, const char *arg,
                                  int lo, int hi);
+
+static const char *set_tx_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_int_range(cmd, &((scep_dir_conf_t *)dc)->tx_timeout, arg, 1,
+                         86400);
+}
+
+static const char **provider_args(cmd_parms *cmd, int argc,
+                                  char *const argv[], int plain_files);
 
 static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                                 char *const argv[])
@@ -698,6 +714,14 @@ static const command_rec scep_cmds[] = {
                   "RA encryption certificate and key file"),
     AP_INIT_TAKE2("SCEPRASigning", set_ra, NULL, RSRC_CONF | ACCESS_CONF,
                   "RA signing certificate and key file"),
+    AP_INIT_TAKE2("SCEPRAPreviousEncryption", set_ra, (void *)2,
+                  RSRC_CONF | ACCESS_CONF,
+                  "an earlier RA encryption certificate and key that still "
+                  "decrypt during a rotation (repeatable)"),
+    AP_INIT_TAKE1("SCEPTransactionTimeout", set_tx_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds after which an undecided transaction of a request "
+                  "that died is taken over by its retry"),
     AP_INIT_TAKE_ARGV("SCEPCAProvider", set_provider, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "CA backend provider name and its arguments"),
@@ -884,10 +908,18 @@ static scep_endpoint_t *endpoint_build(const scep_dir_conf_t *c, apr_pool_t *p)
                     "SCEPRAEncryption and SCEPRASigning)";
         return ep;
     }
+    ep->recipients = apr_pcalloc(p, sizeof(scep_ra_t *)
+                                    * (3 + (c->ra_prev ? c->ra_prev->nelts
+                                                       : 0)));
     ep->recipients[k++] = ep->enc;
     if (ep->sign != ep->enc
         && scep_cert_has_ku(ep->sign->cert, KU_KEY_ENCIPHERMENT)) {
         ep->recipients[k++] = ep->sign;
+    }
+    /* RA rotation: earlier encryption keys still decrypt, the request's
+     * RecipientInfo picks the key; they are not advertised any more */
+    for (i = 0; c->ra_prev && i < c->ra_prev->nelts; i++) {
+        ep->recipients[k++] = APR_ARRAY_IDX(c->ra_prev, i, scep_ra_t *);
     }
     ep->recipients[k] = NULL;
     ep->dctx.recipients = ep->recipients;
@@ -929,9 +961,10 @@ static scep_endpoint_t *endpoint_build(const scep_dir_conf_t *c, apr_pool_t *p)
 
 static const char *endpoint_key(const scep_dir_conf_t *c, apr_pool_t *p)
 {
-    return apr_psprintf(p, "%pp|%pp|%pp|%pp|%pp|%pp|%d|%d", c->ca_chain,
-                        c->next_ca, c->ra_enc, c->ra_sign, c->provider,
-                        c->provider_inst, conf_ciphers(c), conf_digests(c));
+    return apr_psprintf(p, "%pp|%pp|%pp|%pp|%pp|%pp|%pp|%d|%d", c->ca_chain,
+                        c->next_ca, c->ra_enc, c->ra_sign, c->ra_prev,
+                        c->provider, c->provider_inst, conf_ciphers(c),
+                        conf_digests(c));
 }
 
 /* The endpoint of a merged configuration: built at start-up for every

@@ -178,6 +178,18 @@ static int do_generate(admin_ctx_t *ac, const scep_challenge_binding_t *bind)
     switch (st) {
     case SCEP_CHALLENGE_OK:
         scep_metrics_count(SCEP_CTR_PW_ISSUED);
+        apr_table_setn(r->notes, "scep-audit-user", req.user);
+        scep_audit(r, NULL, "password_issued", -1, "administrator",
+                   apr_pstrcat(r->pool, multi ? "the shared password"
+                                              : "a one-time password",
+                               bind && bind->cn ? ", bound to CN " : "",
+                               bind && bind->cn ? bind->cn : "",
+                               bind && bind->san ? ", bound to SAN " : "",
+                               bind && bind->san ? bind->san : "",
+                               bind && bind->profile ? ", bound to profile "
+                                                     : "",
+                               bind && bind->profile ? bind->profile : "",
+                               NULL));
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00112)
                       "admin page: %s password issued to %s%s%s%s%s",
                       multi ? "the shared" : "a one-time", req.user,
@@ -310,6 +322,11 @@ static int do_revoke(admin_ctx_t *ac, const char *id)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00116)
                       "admin page: cannot revoke password %s: %s", id, why);
         return HTTP_SERVICE_UNAVAILABLE;
+    }
+    apr_table_setn(r->notes, "scep-audit-user", r->user ? r->user : "-");
+    if (done) {
+        scep_audit(r, NULL, "password_revoked", -1, "administrator",
+                   apr_pstrcat(r->pool, "password id ", id, NULL));
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00117)
                   "admin page: %s revoked password %s: %s",

@@ -163,6 +163,9 @@ void scep_audit(request_rec *r, const scep_msg_t *msg, const char *decision,
         line = apr_psprintf(p, "%s, \"" field "\": %s", line,               \
                             scep_json_str(n, p));                           \
     }
+    if (!msg) {
+        NOTE("scep-audit-tid", "transaction_id")
+    }
     NOTE("scep-audit-user", "admin")
     NOTE("scep-audit-profile", "profile")
     NOTE("scep-audit-challenge", "challenge")

@@ -1016,6 +1016,12 @@ static int certs_revoke(request_rec *r, const scep_dir_conf_t *c, int json,
                        ap_escape_html(r->pool, why));
         return status;
     }
+    apr_table_setn(r->notes, "scep-audit-user", r->user ? r->user : "-");
+    apr_table_setn(r->notes, "scep-audit-serial",
+                   scep_serial_normalize(serial, r->pool));
+    scep_audit(r, NULL, "certificate_revoked", -1, "administrator",
+               apr_pstrcat(r->pool, scep_crl_reason_name(reason),
+                           already ? ", it was revoked already" : "", NULL));
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEP_LOGNO(00214)
                   "admin page: %s revoked certificate %s (%s)%s, CRL number "
                   "%" APR_INT64_T_FMT, r->user ? r->user : "-",

@@ -32,6 +32,8 @@ APLOG_USE_MODULE(scep);
 #define DEFAULT_VALIDITY_DAYS   365
 #define DEFAULT_REPLAY_WINDOW   3600
 #define DEFAULT_TEMPLATE        "IPSECIntermediateOffline"
+/* seconds after which a claimed, undecided transaction is abandoned */
+#define SCEP_TX_ABANDONED       120
 
 /* The challengePassword attribute of a CSR, as text; NULL when absent. */
 static const char *csr_challenge(X509_REQ *csr, apr_pool_t *p)
@@ -506,6 +508,22 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             }
             tx = NULL;
         }
+        if (tx && tx->state == SCEP_TX_PENDING && !tx->csr && !tx->ca_ref
+            && !strcmp(tx->req_digest, digest)
+            && now - tx->created > (c->tx_timeout == SCEP_UNSET
+                                    ? SCEP_TX_ABANDONED : c->tx_timeout)) {
+            /* claimed by a request that died before a decision (a killed
+             * child, a lost node): its retry takes the transaction over */
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEP_LOGNO(00032)
+                          "%s: transaction %s was left undecided %"
+                          APR_INT64_T_FMT " s ago; this retry takes it over",
+                          scep_msg_type_name(msg->message_type),
+                          msg->transaction_id, (apr_int64_t)(now
+                                                             - tx->created));
+            scep_tx_delete(db, pool_name(c), msg->transaction_id, &why,
+                           r->pool);
+            tx = NULL;
+        }
         if (tx) {
             return answer_known(rc, msg, tx, digest);
         }
@@ -820,6 +838,7 @@ int scep_enroll_decide(request_rec *r, const scep_dir_conf_t *c,
             return HTTP_SERVICE_UNAVAILABLE;
         }
         apr_table_setn(r->notes, "scep-audit-user", who);
+        apr_table_setn(r->notes, "scep-audit-tid", tid);
         scep_audit(r, NULL, "rejected", -1, "administrator",
                    apr_psprintf(r->pool, "transaction %s (%s): %s", tid,
                                 tx->subject ? tx->subject : "-",
@@ -870,6 +889,7 @@ int scep_enroll_decide(request_rec *r, const scep_dir_conf_t *c,
     }
     scep_certs_issued(r, c, reply.certs, tid, prof->name);
     apr_table_setn(r->notes, "scep-audit-user", who);
+    apr_table_setn(r->notes, "scep-audit-tid", tid);
     apr_table_setn(r->notes, "scep-audit-profile", prof->name);
     apr_table_setn(r->notes, "scep-audit-serial", serial);
     scep_audit(r, NULL, "approved", -1, "administrator",

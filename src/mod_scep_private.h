@@ -29,6 +29,8 @@ typedef struct scep_dir_conf_t {
     STACK_OF(X509) *next_ca;
     scep_ra_t *ra_enc;
     scep_ra_t *ra_sign;
+    apr_array_header_t *ra_prev; /* SCEPRAPreviousEncryption: scep_ra_t* */
+    int tx_timeout;              /* SCEPTransactionTimeout, seconds */
     const scep_ca_provider_t *provider;
     void *provider_inst;
     const char *provider_name;
@@ -64,7 +66,7 @@ typedef struct scep_endpoint_t {
     STACK_OF(X509) *chain;
     const scep_ra_t *enc;
     const scep_ra_t *sign;
-    const scep_ra_t *recipients[3];
+    const scep_ra_t **recipients;  /* NULL-terminated */
     scep_decode_ctx_t dctx;
     const char *caps;
     const unsigned char *cacert;

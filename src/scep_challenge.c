@@ -399,8 +399,7 @@ static scep_challenge_status_e static_verify(void *instance,
     got = normalise(password, req->pool);
     if (strlen(got) != strlen(want)
         || CRYPTO_memcmp(got, want, strlen(want)) != 0) {
-        *reason = "the password in the certificate request cannot be "
-                  "verified";
+        *reason = "it is not the shared password";
         return SCEP_CHALLENGE_REFUSED;
     }
     return SCEP_CHALLENGE_OK;

@@ -30,7 +30,8 @@ const scep_store_stmt_t scep_store_statements[] = {
       "UPDATE scep_password SET state = 1, reserved_at = %lld, "
       "transaction_id = %s "
       "WHERE hash = %s AND endpoint = %s AND expires > %lld "
-      "AND (state = 0 OR (state = 1 AND reserved_at < %lld))" },
+      "AND (state = 0 OR (state = 1 AND (reserved_at < %lld "
+      "OR transaction_id = %s)))" },
     { "scep_pw_consume",
       "UPDATE scep_password SET state = 2, used_at = %lld "
       "WHERE hash = %s AND state = 1 AND transaction_id = %s" },
@@ -321,7 +322,7 @@ apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
                              apr_int64_t now, int *reserved,
                              const char **why, apr_pool_t *p)
 {
-    const char *args[6];
+    const char *args[7];
     int n = 0;
     apr_status_t rv;
 
@@ -331,7 +332,9 @@ apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
     args[3] = endpoint;
     args[4] = args[0];
     args[5] = scep_store_i64(now - SCEP_PW_RESERVE_STALE, p);
-    rv = scep_store_exec(db, "scep_pw_reserve", &n, why, p, 6, args);
+    args[6] = tid;   /* the same transaction again (a retry of one that
+                      * died) may take its own reservation back */
+    rv = scep_store_exec(db, "scep_pw_reserve", &n, why, p, 7, args);
     *reserved = rv == APR_SUCCESS && n == 1;
     return rv;
 }
