@@ -191,6 +191,21 @@ static const char *set_next_ca_file(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* A private key file others may read is worth a warning at start-up. */
+static void warn_key_perms(cmd_parms *cmd, const char *path)
+{
+    apr_finfo_t fi;
+
+    if (path && !ap_strchr_c(path, ':')
+        && apr_stat(&fi, path, APR_FINFO_PROT, cmd->temp_pool) == APR_SUCCESS
+        && (fi.protection & (APR_GREAD | APR_WREAD))) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                     SCEP_LOGNO(00033) "%s: private key '%s' is readable by "
+                     "group or others; chmod 600 it (or 640 with the httpd "
+                     "group)", cmd->cmd->name, path);
+    }
+}
+
 /* SCEPRAEncryption / SCEPRASigning cert-file key-file */
 static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
                           const char *keyf)
@@ -213,6 +228,7 @@ static const char *set_ra(cmd_parms *cmd, void *dc, const char *certf,
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", why, NULL);
     }
     ra->cert = sk_X509_value(certs, 0);
+    warn_key_perms(cmd, strchr(keyf, ':') ? NULL : kpath);
     if (!scep_key_matches_cert(ra->key, ra->cert)) {
         return apr_psprintf(cmd->pool, "%s: key '%s' does not match the "
                             "certificate '%s'", cmd->cmd->name,
@@ -287,6 +303,9 @@ static const char *set_provider(cmd_parms *cmd, void *dc, int argc,
                             argv[0], SCEP_CA_PROVIDER_VERSION);
     }
     args = provider_args(cmd, argc - 1, argv + 1, 1);
+    if (prov == &scep_ca_local_provider && argc > 1) {
+        warn_key_perms(cmd, args[0]);
+    }
     err = prov->create(&c->provider_inst, cmd->pool, argc - 1, args);
     if (err) {
         return apr_psprintf(cmd->pool, "SCEPCAProvider %s: %s", argv[0], err);
