@@ -324,6 +324,16 @@ static int answer_known(scep_req_ctx_t *rc, scep_msg_t *msg,
     }
     apr_table_setn(r->notes, "scep-audit-serial",
                    tx->serial ? tx->serial : "-");
+    {
+        /* the first answer's request may have died before it marked its
+         * password used: settle it now, whatever pool it came from */
+        const char *w = NULL;
+        scep_db_t *db = scep_glue_db(r);
+        if (db) {
+            scep_pw_settle(db, pool_name(rc->conf), msg->transaction_id,
+                           apr_time_sec(r->request_time), &w, r->pool);
+        }
+    }
     scep_audit(r, msg, "issued", -1, "retry", "answered before: the same "
                "certificate again");
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00016)

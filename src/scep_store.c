@@ -31,7 +31,16 @@ const scep_store_stmt_t scep_store_statements[] = {
       "transaction_id = %s "
       "WHERE hash = %s AND endpoint = %s AND expires > %lld "
       "AND (state = 0 OR (state = 1 AND (reserved_at < %lld "
-      "OR transaction_id = %s)))" },
+      "OR transaction_id = %s) "
+      /* never take over a reservation whose transaction was issued (its
+       * request died before the password was marked used) */
+      "AND NOT EXISTS (SELECT 1 FROM scep_transaction t "
+      "WHERE t.endpoint = scep_password.endpoint "
+      "AND t.transaction_id = scep_password.transaction_id "
+      "AND t.state = 1)))" },
+    { "scep_pw_settle",
+      "UPDATE scep_password SET state = 2, used_at = %lld "
+      "WHERE endpoint = %s AND state = 1 AND transaction_id = %s" },
     { "scep_pw_consume",
       "UPDATE scep_password SET state = 2, used_at = %lld "
       "WHERE hash = %s AND state = 1 AND transaction_id = %s" },
@@ -354,6 +363,18 @@ apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
     args[0] = hash;
     args[1] = tid;
     return scep_store_exec(db, "scep_pw_release", NULL, why, p, 2, args);
+}
+
+apr_status_t scep_pw_settle(scep_db_t *db, const char *endpoint,
+                            const char *tid, apr_int64_t now,
+                            const char **why, apr_pool_t *p)
+{
+    const char *args[3];
+
+    args[0] = scep_store_i64(now, p);
+    args[1] = endpoint;
+    args[2] = tid;
+    return scep_store_exec(db, "scep_pw_settle", NULL, why, p, 3, args);
 }
 
 apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,

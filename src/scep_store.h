@@ -89,6 +89,12 @@ apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
                             int consume, apr_int64_t now,
                             const char **why, apr_pool_t *p);
 
+/** A transaction was issued: a password still reserved by it (its request
+ *  died before marking it) is used now. */
+apr_status_t scep_pw_settle(scep_db_t *db, const char *endpoint,
+                            const char *tid, apr_int64_t now,
+                            const char **why, apr_pool_t *p);
+
 /** Outstanding (unused, unexpired) passwords, newest first. */
 apr_status_t scep_pw_list(scep_db_t *db, const char *endpoint,
                           apr_int64_t now, apr_array_header_t **rows,

@@ -21,7 +21,14 @@
 # requests across its children; health; PostgreSQL stopped: both nodes say
 # 503 (status, enrollment through the balancer, admin page), nothing is
 # half-written; PostgreSQL started again: both nodes recover by themselves;
-# no crash in any log.
+# node a killed (SIGKILL to its process group) in the middle of 40
+# enrollments by 8 clients through the balancer: the balancer routes around
+# it, the requests it had inside are retried with the same transaction and
+# taken over on node b once their claim is older than SCEPTransactionTimeout
+# (3 s here), every password gives exactly one certificate; node a started
+# again serves; the RA encryption certificate rotated node by node with
+# SCEPRAPreviousEncryption and graceful restarts (requests encrypted to the
+# old and to the new certificate); no crash in any log.
 #
 # SCEP_FARM_DBD overrides the mod_dbd pool lines of the nodes (e.g.
 # "DBDPersist On"), to try other settings; SCEP_TEST_KEEP=1 keeps the
@@ -35,6 +42,7 @@ use HTTP::Tiny ();
 use JSON::PP ();
 use MIME::Base64 ();
 use Digest::SHA ();
+use File::Copy ();
 use File::Spec ();
 use POSIX ();
 use Time::HiRes ();
@@ -110,29 +118,45 @@ my $ADMIN_PW = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 16;
 my $PWKEY = slurp("$PKI/otp.key");
 spit("$W/ca-ra.pem", join '', map { slurp("$PKI/$_") } qw(ca.pem ra-enc.pem ra-sign.pem));
 
-# RSA keys for every device of the run, made in the background while
-# PostgreSQL and the nodes start (waited for before the first enrollment)
-my $NKEYS = 24;
-my $KEYGEN = fork;
-die "fork: $!" unless defined $KEYGEN;
-if ($KEYGEN == 0) {
-    { exec 'timeout', '-k', '5', '90', 'sh', '-c', 'i=1; while [ $i -le "$2" ]; do '
-          . 'openssl genrsa -out "$1/key$i.pem.tmp" 2048 2>/dev/null && '
-          . 'mv "$1/key$i.pem.tmp" "$1/key$i.pem" & i=$((i+1)); done; wait',
-          'sh', $W, $NKEYS };
-    POSIX::_exit(127);
+# RSA keys for every device of the run, made in the background: the first
+# batch while PostgreSQL and the nodes start (waited for before the first
+# enrollment), the second (the load of section 10, the RA rotation of 11)
+# while sections 1-9 run
+my @BATCH = ([1, 24], [25, 74]);
+my @KEYGEN;    # pid of each batch's generator, 0 once its keys are there
+sub keygen {
+    my ($from, $to) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        { exec 'timeout', '-k', '5', '90', 'sh', '-c', 'i=$2; while [ $i -le "$3" ]; do '
+              . 'openssl genrsa -out "$1/key$i.pem.tmp" 2048 2>/dev/null && '
+              . 'mv "$1/key$i.pem.tmp" "$1/key$i.pem" & i=$((i+1)); done; wait',
+              'sh', $W, $from, $to };
+        POSIX::_exit(127);
+    }
+    push @KIDS, $pid;
+    return $pid;
 }
-push @KIDS, $KEYGEN;
+$KEYGEN[0] = keygen(@{ $BATCH[0] });
 sub keys_ready {
-    return unless $KEYGEN;
-    waitpid($KEYGEN, 0);
-    @KIDS = grep { $_ != $KEYGEN } @KIDS;
-    $KEYGEN = 0;
-    my @missing = grep { !-s "$W/key$_.pem" } 1 .. $NKEYS;
+    my ($b) = @_;
+    return unless $KEYGEN[$b];
+    waitpid($KEYGEN[$b], 0);
+    @KIDS = grep { $_ != $KEYGEN[$b] } @KIDS;
+    $KEYGEN[$b] = 0;
+    my @missing = grep { !-s "$W/key$_.pem" } $BATCH[$b][0] .. $BATCH[$b][1];
     die "cannot generate the device keys (@missing)\n" if @missing;
 }
 my $KEYNO = 0;
-sub new_key { keys_ready(); $KEYNO++; die "out of keys" if $KEYNO > $NKEYS; "$W/key$KEYNO.pem" }
+sub new_key {
+    keys_ready(0);
+    $KEYGEN[1] //= keygen(@{ $BATCH[1] });
+    $KEYNO++;
+    die "out of keys" if $KEYNO > $BATCH[-1][1];
+    keys_ready(1) if $KEYNO >= $BATCH[1][0];
+    return "$W/key$KEYNO.pem";
+}
 
 # PostgreSQL
 $F->pg_init;
@@ -283,7 +307,8 @@ sub burst {
         ($j->{http}) = $j->{out_text} =~ /^HTTP (\d+)$/m;
         count_sent($j);
     }
-    @KIDS = ();
+    my %mine = map { $_->{pid} => 1 } @$jobs;
+    @KIDS = grep { !$mine{$_} } @KIDS;
     return $jobs;
 }
 
@@ -718,7 +743,9 @@ my $C = $F->node('c', pki => $PKI, htpasswd => "$W/htpasswd", dbd => 'DBDPersist
                          . "WHERE usename = 'scep'");
     ok($killed >= 1, "PostgreSQL terminated node c's $killed pooled connection(s)");
     my (@polls, @stat);
-    for (1 .. 4) {
+    # each of node c's children meets its dead connection once: poll more
+    # often than it has children, the last must be served
+    for (1 .. 8) {
         push @polls, poll($C->{url}, %req);
         push @stat, status($C)->{status};
     }
@@ -736,6 +763,457 @@ my $C = $F->node('c', pki => $PKI, htpasswd => "$W/htpasswd", dbd => 'DBDPersist
     is($polls[-1]{rc}, 0, 'node c: recovers by itself (the last CertPoll: SUCCESS)')
         or diag($desc);
     $F->stop($C);
+}
+
+# ==== helpers of sections 10 and 11 ===========================================================
+
+# wait_until(SECONDS, CODE): CODE's first true value, or undef after SECONDS
+sub wait_until {
+    my ($secs, $code, $step) = @_;
+    my $deadline = Time::HiRes::time() + $secs;
+    while (1) {
+        my $v = $code->();
+        return $v if $v;
+        return undef if Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep($step // 0.05);
+    }
+}
+
+# the certificates of a node's GetCACert answer, as base64 DER (no line breaks)
+sub pem_bodies {
+    my ($pem) = @_;
+    return map { (my $b = $_) =~ s/\s+//g; $b }
+           $pem =~ /-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----/sg;
+}
+sub getcacert {
+    my ($n) = @_;
+    my $res = $UA->get("$n->{url}$EP?operation=GetCACert&message=CA");
+    return undef unless $res->{status} == 200;
+    spit("$W/getcacert-$n->{name}.der", $res->{content});
+    my $r = run_cmd(['openssl', 'pkcs7', '-inform', 'DER', '-in', "$W/getcacert-$n->{name}.der",
+                     '-print_certs'], timeout => 30);
+    return undef if $r->{rc};
+    return [ pem_bodies($r->{out}) ];
+}
+
+# ==== 10. node a killed (SIGKILL) in the middle of a load ======================================
+# 40 enrollments, 8 clients at a time, through the balancer; each client
+# has its own key, transactionID and password (fetched beforehand from the
+# admin pages of a and b) and retries the SAME transaction after any
+# answer but SUCCESS or FAILURE (HTTP 502/503, a cut connection, PENDING).
+#
+# To kill node a while requests are surely inside it, the test holds row
+# locks on the load's passwords once 12 enrollments are done: every
+# request then stops in PostgreSQL, after claiming its transaction, at the
+# reservation (or the consumption) of its password; pg_stat_activity
+# (application_name scep-a / scep-b) shows where.  Node a's whole process
+# group gets SIGKILL, the locks go, and the dead requests' statements
+# still commit in PostgreSQL -- the state a killed child leaves: a claimed
+# transaction, a password reserved for it.  Their retries land on node b,
+# are answered PENDING while the claim is younger than
+# SCEPTransactionTimeout (3 s in t/farm/node.conf.in), then take the
+# transaction over (SCEP00032) and its password back, and succeed.
+my @LOAD;
+my $LOAD_PAR = 8;
+my $LOAD_KILL_AFTER = 12;
+sub load_attempt_line {
+    my ($j, $n, $t0, $t1, $rc, $out) = @_;
+    my ($status) = $out =~ /^status: (\w+)$/m;
+    my ($fi) = $out =~ /^failInfo: (\w+)$/m;
+    my ($http) = $out =~ /^HTTP (\d+)$/m;
+    my ($serial) = $out =~ /^serial: (\S+)$/m;
+    return join("\t", $n, sprintf('%.3f', $t0), sprintf('%.3f', $t1), $rc, $http // '-',
+                $status // '-', $fi // '-', $serial // '-') . "\n";
+}
+sub load_worker {
+    my ($jobs, $deadline) = @_;
+    for my $j (@$jobs) {
+        for my $n (1 .. 60) {
+            last if Time::HiRes::time() >= $deadline;
+            my $file = "$j->{log}.$n";
+            my $t0 = Time::HiRes::time();
+            system('/bin/sh', '-c', 'f=$1; shift; exec timeout -k 5 30 "$@" <"/dev/null" >"$f" 2>&1',
+                   'sh', $file, $client, 'enroll', "$LB->{url}$EP", '--ca', "$W/ca-ra.pem",
+                   '--key', $j->{key}, '--cn', $j->{cn}, '--tid', $j->{tid},
+                   '--challenge', $j->{pw}, '--out', $j->{out});
+            my $rc = $? == -1 ? -1 : ($? & 127) ? 128 + ($? & 127) : $? >> 8;
+            my $t1 = Time::HiRes::time();
+            my $out = -e $file ? slurp($file) : '';
+            open my $fh, '>>', $j->{log} or POSIX::_exit(101);
+            print $fh load_attempt_line($j, $n, $t0, $t1, $rc, $out);
+            close $fh;
+            if ($rc == 0) { spit($j->{done}, "$n\n"); last }
+            last if $rc == 2;    # FAILURE is final: not retried
+            Time::HiRes::sleep(0.3);
+        }
+    }
+}
+sub load_attempts {
+    my ($j) = @_;
+    my @a;
+    for (split /\n/, -e $j->{log} ? slurp($j->{log}) : '') {
+        my %x;
+        @x{qw(n t0 t1 rc http status failinfo serial)} = split /\t/;
+        push @a, \%x;
+    }
+    return \@a;
+}
+sub attempt_str {
+    my ($x) = @_;
+    return "#$x->{n} rc $x->{rc}" . ($x->{http} ne '-' ? " HTTP $x->{http}" : '')
+         . ($x->{status} ne '-' ? " $x->{status}" : '')
+         . ($x->{failinfo} ne '-' ? " $x->{failinfo}" : '');
+}
+{
+    my $t_load = Time::HiRes::time();
+    for my $i (1 .. 40) {
+        my $n = $i % 2 ? $A : $B;
+        push @LOAD, { i => $i, key => new_key(), cn => "farm-load-$$-$i", tid => "load-$$-$i",
+                      pw => password($n) // 'none', out => "$W/load-$i.pem",
+                      log => "$W/load-$i.log", done => "$W/load-$i.done" };
+    }
+    is(scalar(grep { $_->{pw} ne 'none' } @LOAD), 40,
+       'load: 40 passwords fetched beforehand from the admin pages of a and b (JSON)');
+    my %HASH = map { $_->{tid} => Digest::SHA::hmac_sha256_hex($_->{pw}, $PWKEY) } @LOAD;
+    my $marks = { map { $_->{name} => { log => ScepFarm::log_size($_->{log}),
+                                        access => ScepFarm::log_size($_->{access}) } } ($A, $B, $LB) };
+
+    my $t_start = Time::HiRes::time();
+    my $deadline = $t_start + 50;
+    my @workers;
+    for my $k (0 .. $LOAD_PAR - 1) {
+        my @mine = grep { ($_->{i} - 1) % $LOAD_PAR == $k } @LOAD;
+        my $pid = fork;
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            load_worker(\@mine, $deadline);
+            POSIX::_exit(0);
+        }
+        push @workers, $pid;
+        push @KIDS, $pid;
+    }
+    my $ndone = sub { scalar grep { -e $_->{done} } @LOAD };
+    ok(wait_until(40, sub { $ndone->() >= $LOAD_KILL_AFTER }),
+       "load: $LOAD_KILL_AFTER of 40 enrollments done through the balancer ("
+       . sprintf('%.1f s', Time::HiRes::time() - $t_start) . ')');
+
+    # every request stops in PostgreSQL at its password
+    my $lockq = 'BEGIN; SELECT hash FROM scep_password WHERE hash IN ('
+              . join(',', map { "'$_'" } values %HASH) . ') FOR UPDATE; '
+              . 'SELECT pg_sleep(25); COMMIT;';
+    my $locker = $F->sql_background($lockq, "$W/lock.out", 'farm-lock');
+    push @KIDS, $locker;
+    ok(wait_until(10, sub { $F->sql("SELECT COUNT(*) FROM pg_stat_activity WHERE "
+                                    . "application_name = 'farm-lock' AND wait_event = 'PgSleep'") }),
+       'PostgreSQL: the passwords of the load are locked (SELECT ... FOR UPDATE)')
+        or diag(slurp("$W/lock.out"));
+    my $waitq = "SELECT application_name || '|' || CASE WHEN query LIKE '%SET state = 1,%' "
+              . "THEN 'reserve' WHEN query LIKE '%SET state = 2,%' THEN 'consume' ELSE 'other' END "
+              . "FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'scep-%'";
+    my (%wait, $t_w);
+    $t_w = Time::HiRes::time();
+    wait_until(10, sub {
+        %wait = ();
+        $wait{$_}++ for split /\n/, $F->sql($waitq);
+        my $total = 0;
+        $total += $_ for values %wait;
+        my $at_a = ($wait{'scep-a|reserve'} // 0) + ($wait{'scep-a|consume'} // 0);
+        return $total >= $LOAD_PAR || ($at_a >= 1 && Time::HiRes::time() - $t_w > 3);
+    }, 0.1);
+    my $wdesc = join(', ', map { "$_: $wait{$_}" } sort keys %wait) || 'none';
+    ok(($wait{'scep-a|reserve'} // 0) >= 1,
+       "load: requests inside node a, waiting in PostgreSQL to reserve their password ($wdesc)");
+
+    # SIGKILL to node a's process group, parent and children at once
+    my $pids_before = scalar $F->node_pids($A);
+    my $t_kill0 = Time::HiRes::time();
+    my @killed = $F->kill_group($A);
+    my $t_kill = Time::HiRes::time();
+    ok(@killed >= 2, 'node a: SIGKILL to its whole process group (' . scalar(@killed)
+                     . " processes: @killed)");
+    diag("node a: $A->{rekilled} process(es) needed a second SIGKILL") if $A->{rekilled};
+    my @left = $F->node_pids($A);
+    is(scalar @left, 0, 'node a: none of its processes is left')
+        or diag(join "\n", map { my $p = $_; my $st = -r "/proc/$p/status" ? slurp("/proc/$p/status") : '';
+                                 my ($stat) = -r "/proc/$p/stat" ? slurp("/proc/$p/stat") : '';
+                                 "pid $p: " . join(' ', $st =~ /^((?:Name|State|PPid|Tgid):.*)$/mg)
+                                 . " stat: $stat" } @left);
+    # the locks go; the statements of the dead requests still run and commit
+    $F->sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'farm-lock'");
+    waitpid($locker, 0);
+    @KIDS = grep { $_ != $locker } @KIDS;
+    ok(wait_until(10, sub { !$F->sql("SELECT COUNT(*) FROM pg_stat_activity "
+                                     . "WHERE application_name = 'scep-a'") }),
+       "PostgreSQL: the connections of node a's killed requests are gone once the locks are released");
+    my $orphans = $F->sql("SELECT COUNT(*) FROM scep_transaction t JOIN scep_password p "
+                          . "ON p.transaction_id = t.transaction_id WHERE t.state = 0 "
+                          . "AND p.state = 1 AND t.transaction_id LIKE 'load-$$-%'");
+    diag("load: killed node a after " . sprintf('%.1f s', $t_kill - $t_start)
+         . " with $pids_before processes; waiting in PostgreSQL: $wdesc; undecided "
+         . "transactions holding a reserved password right after: $orphans");
+
+    # the rest of the load, and the retries
+    for my $pid (@workers) {
+        waitpid($pid, 0);
+    }
+    my %w = map { $_ => 1 } @workers;
+    @KIDS = grep { !$w{$_} } @KIDS;
+    my $t_end = Time::HiRes::time();
+    for my $j (@LOAD) {
+        $j->{attempts} = load_attempts($j);
+        $j->{last} = $j->{attempts}[-1];
+        $j->{ok} = -e $j->{done} && $j->{last} && $j->{last}{rc} == 0;
+        $j->{cut} = [ grep { $_->{rc} != 0 && $_->{rc} != 2 && $_->{rc} != 3 } @{ $j->{attempts} } ];
+        $j->{pending} = [ grep { $_->{rc} == 3 } @{ $j->{attempts} } ];
+    }
+    my $desc = sub {
+        join "\n", map { my $j = $_; "$j->{tid}: " . join('; ', map { attempt_str($_) } @{ $j->{attempts} }) } @_;
+    };
+    my @ok = grep { $_->{ok} } @LOAD;
+    my @cut = grep { @{ $_->{cut} } } @LOAD;
+    is(scalar @ok, 40, sprintf('load: all 40 enrollments end in SUCCESS (%.1f s, %d attempts)',
+                               $t_end - $t_start, scalar(map { @{ $_->{attempts} } } @LOAD)))
+        or diag($desc->(grep { !$_->{ok} } @LOAD));
+    is(scalar(grep { $_->{rc} == 2 } map { @{ $_->{attempts} } } @LOAD), 0,
+       'load: no attempt was answered FAILURE') or diag($desc->(@LOAD));
+    ok(@cut >= 1, 'load: ' . scalar(@cut) . ' request(s) were cut by the kill ('
+                  . join(', ', map { attempt_str($_->{cut}[0]) } @cut) . ') and retried');
+    my @late = grep { $_->{t0} > $t_kill } map { @{ $_->{cut} } } @LOAD;
+    is(scalar @late, 0, 'load: the balancer routes around node a: no request sent after the '
+                        . 'kill got an HTTP error or a cut connection')
+        or diag($desc->(grep { grep { $_->{t0} > $t_kill } @{ $_->{cut} } } @LOAD));
+    my @early = grep { $_->{t1} < $t_kill0 } map { @{ $_->{cut} } } @LOAD;
+    is(scalar @early, 0, 'load: no request failed before the kill')
+        or diag($desc->(grep { grep { $_->{t1} < $t_kill0 } @{ $_->{cut} } } @LOAD));
+    my %cut = map { $_->{tid} => 1 } @cut;
+    my @pend_other = grep { @{ $_->{pending} } && !$cut{ $_->{tid} } } @LOAD;
+    is(scalar @pend_other, 0, 'load: only retries of cut requests were answered PENDING')
+        or diag($desc->(@pend_other));
+    my $after = grep { $_->{t0} > $t_kill } map { @{ $_->{attempts} } } grep { !$cut{ $_->{tid} } } @LOAD;
+    ok($after >= 8, "load: $after enrollments sent after the kill, all through node b");
+
+    # node b took the dead transactions over, and nothing else
+    my $blog = ScepFarm::read_from($B->{log}, $marks->{b}{log});
+    my %taken = map { $_ => 1 } $blog =~ /SCEP00032.*?transaction (load-\Q$$\E-\d+) was left undecided/g;
+    ok(scalar(keys %taken) >= 1, 'node b: took over ' . scalar(keys %taken)
+                                 . ' transaction(s) left undecided by node a (SCEP00032): '
+                                 . join(' ', sort keys %taken));
+    is(join(' ', grep { !$cut{$_} } sort keys %taken), '',
+       '... only transactions whose request had been cut');
+    is(scalar(keys %taken), $wait{'scep-a|reserve'} // 0,
+       '... one for each request node a had inside PostgreSQL, waiting to reserve its password');
+    diag($desc->(@cut));
+
+    # the balancer: node a refused, b answered
+    my $lberr = ScepFarm::read_from($LB->{log}, $marks->{balancer}{log});
+    like($lberr, qr/127\.0\.0\.1:\Q$A->{port}\E/, "the balancer's error log names node a as unreachable");
+    my $bops = scalar grep { $_->{status} == 200 } @{ pkiops($B) };
+
+    # the books
+    my %tx = map { my @f = split /\|/; $f[0] => { state => $f[1], serial => $f[2], certs => $f[3] } }
+             split /\n/, $F->sql("SELECT transaction_id || '|' || state || '|' || COALESCE(serial, '') "
+                                 . "|| '|' || (SELECT COUNT(*) FROM scep_certificate c WHERE "
+                                 . "c.serial = t.serial AND c.transaction_id = t.transaction_id) "
+                                 . "FROM scep_transaction t WHERE endpoint = 'farm' AND "
+                                 . "transaction_id LIKE 'load-$$-%'");
+    my @bad = grep {
+        my $t = $tx{ $_->{tid} };
+        !$t || $t->{state} != 1 || uc($t->{serial}) ne uc($_->{last}{serial} // '') || $t->{certs} != 1
+    } @ok;
+    is(scalar @bad, 0, 'load: every SUCCESS has its certificate (by serial) in scep_certificate '
+                       . 'and its transaction issued (state 1) with that serial in scep_transaction')
+        or diag(join "\n", map { my $t = $tx{ $_->{tid} } || {};
+                                 "$_->{tid}: client serial " . ($_->{last}{serial} // '-')
+                                 . ", tx state " . ($t->{state} // '-') . " serial "
+                                 . ($t->{serial} // '-') . ", certificates $t->{certs}" } @bad);
+    my %pw = map { my @f = split /\|/; $f[0] => "$f[1]|$f[2]" }
+             split /\n/, $F->sql("SELECT hash || '|' || state || '|' || COALESCE(transaction_id, '') "
+                                 . "FROM scep_password WHERE hash IN ("
+                                 . join(',', map { "'$_'" } values %HASH) . ')');
+    my @pwbad = grep { ($pw{ $HASH{ $_->{tid} } } // '-') ne "2|$_->{tid}" } @LOAD;
+    is(scalar @pwbad, 0, 'load: every password is used (state 2), by its own transaction')
+        or diag(join "\n", map { "$_->{tid}: " . ($pw{ $HASH{ $_->{tid} } } // 'no row') } @pwbad);
+    is($F->sql('SELECT COUNT(*) FROM scep_password p WHERE state = 2 AND NOT EXISTS '
+               . '(SELECT 1 FROM scep_transaction t WHERE t.transaction_id = p.transaction_id '
+               . 'AND t.state IN (0, 1))'), 0,
+       'database: no password used (state 2) without its transaction issued or pending');
+    is($F->sql("SELECT COUNT(*) FROM scep_password WHERE state = 1"), 0,
+       'database: no password left reserved (state 1)');
+    is($F->sql("SELECT COUNT(*) FROM scep_transaction WHERE endpoint = 'farm' AND state = 0"), 0,
+       'database: no transaction of pool farm left undecided');
+    my %serials;
+    $serials{ uc($_->{last}{serial} // '') }++ for @ok;
+    is(scalar(keys %serials), scalar @ok, 'load: the clients got ' . scalar(@ok) . ' distinct serial numbers');
+    is($F->sql('SELECT COUNT(*) - COUNT(DISTINCT serial) FROM scep_certificate'), 0,
+       'scep_certificate: every serial number once');
+    is($F->sql("SELECT COUNT(*) FROM scep_certificate WHERE transaction_id LIKE 'load-$$-%'"), 40,
+       'scep_certificate: one certificate for each of the 40 transactions');
+    my $v = run_cmd(['openssl', 'verify', '-CAfile', "$PKI/ca.pem", map { $_->{out} } @ok], timeout => 60);
+    is(scalar(() = $v->{out} =~ /: OK$/mg), scalar @ok, "load: the certificates verify against the farm's CA")
+        or diag("$v->{out}$v->{err}");
+    diag(sprintf 'load: %d enrollments in %.1f s, %d attempts, %d cut by the kill, '
+                 . '%d answered PENDING, node b answered %d PKIOperations 200 in all',
+         scalar(@ok), $t_end - $t_start, scalar(map { @{ $_->{attempts} } } @LOAD),
+         scalar(map { @{ $_->{cut} } } @LOAD), scalar(map { @{ $_->{pending} } } @LOAD), $bops);
+}
+
+# ==== 10b. node a comes back ====================================================================
+{
+    my $mark = ScepFarm::log_size($A->{access});
+    $F->start($A);
+    pass('node a started again after the SIGKILL (its stale pid file and runtime files left behind)');
+    my $s = status($A);
+    is($s->{status}, 200, 'node a: scep-status 200') or diag($s->{body});
+    my $pw = password($A);
+    ok($pw, 'node a: its admin page issues a password');
+    my $r = enroll($A->{url}, key => new_key(), cn => "farm-back-$$", tid => "back-$$",
+                   pw => $pw, out => "$W/back.pem");
+    is($r->{rc}, 0, 'node a directly: an enrollment: SUCCESS') or diag("$r->{out}$r->{err}");
+    ok(-s "$W/back.pem" && openssl_verify("$W/back.pem", "$PKI/ca.pem"), '... its certificate verifies');
+    # the balancer tries it again (retry=1) and sends it requests
+    $mark = ScepFarm::log_size($A->{access});
+    my $back = wait_until(15, sub {
+        http('GET', "$LB->{url}/scep-status");
+        scalar grep { m{"GET /scep-status } } split /\n/, ScepFarm::read_from($A->{access}, $mark);
+    }, 0.2);
+    ok($back, 'the balancer sends requests to node a again');
+}
+
+# ==== 11. RA encryption certificate rotated without downtime ===================================
+# A new RA encryption pair from the farm's CA.  Node a advertises it
+# (SCEPRAEncryption) and keeps decrypting for the old one
+# (SCEPRAPreviousEncryption); node b, still on the old pair, refuses what is
+# encrypted to the new one.  Node b then first accepts the new pair without
+# advertising it (old one as SCEPRAEncryption, new one as
+# SCEPRAPreviousEncryption), then gets a's configuration.  Every change is a
+# graceful restart of one node; requests encrypted to either certificate
+# are served throughout by the nodes that hold its key.
+{
+    my $d = "$W/ra2";
+    mkdir $d;
+    spit("$d/ext.cnf", "[ req ]\ndistinguished_name = dn\nprompt = no\n[ dn ]\nCN = unused\n"
+                       . "[ ra_enc ]\nbasicConstraints = critical, CA:FALSE\n"
+                       . "keyUsage = critical, keyEncipherment, dataEncipherment\n"
+                       . "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n");
+    my $serial = '0x' . join '', map { sprintf '%02x', int rand 256 } 1 .. 16;
+    for my $cmd (['openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048',
+                  '-out', "$d/ra-enc-2.key"],
+                 ['openssl', 'req', '-new', '-key', "$d/ra-enc-2.key", '-subj',
+                  '/CN=mod_scep RA Encryption 2', '-config', "$d/ext.cnf", '-out', "$d/ra-enc-2.csr"],
+                 ['openssl', 'x509', '-req', '-in', "$d/ra-enc-2.csr", '-sha256', '-days', '730',
+                  '-CA', "$PKI/ca.pem", '-CAkey', "$PKI/ca.key", '-set_serial', $serial,
+                  '-extfile', "$d/ext.cnf", '-extensions', 'ra_enc', '-out', "$d/ra-enc-2.pem"]) {
+        my $r = run_cmd($cmd, timeout => 60);
+        die "@$cmd: $r->{out}$r->{err}" if $r->{rc};
+    }
+    ok(openssl_verify("$d/ra-enc-2.pem", "$PKI/ca.pem"),
+       'a new RA encryption certificate (keyEncipherment) from the farm CA');
+    for my $n ($A, $B) {
+        for my $f (qw(ra-enc-2.pem ra-enc-2.key)) {
+            File::Copy::copy("$d/$f", "$n->{dir}/pki/$f") or die "copy $f: $!";
+            chmod $f =~ /\.key$/ ? 0600 : 0644, "$n->{dir}/pki/$f";
+        }
+    }
+    spit("$W/ca-ra-new.pem", join '', map { slurp($_) } "$PKI/ca.pem", "$d/ra-enc-2.pem", "$PKI/ra-sign.pem");
+    my ($OLD) = pem_bodies(slurp("$PKI/ra-enc.pem"));
+    my ($NEW) = pem_bodies(slurp("$d/ra-enc-2.pem"));
+    my %bundle = (old => "$W/ca-ra.pem", new => "$W/ca-ra-new.pem");
+
+    # NODE's RA encryption lines: MAIN (old|new), PREVIOUS (old|new|undef);
+    # checked with httpd -t, then a graceful restart, and GetCACert until
+    # every child answers with the new generation (6 answers in a row)
+    my %path = (old => 'pki/ra-enc', new => 'pki/ra-enc-2');
+    my $switch = sub {
+        my ($n, $main, $prev) = @_;
+        my $conf = slurp($n->{conf});
+        $conf =~ s/^SCEPRAPreviousEncryption .*\n//mg;
+        my $lines = "SCEPRAEncryption      $path{$main}.pem $path{$main}.key\n"
+                  . ($prev ? "SCEPRAPreviousEncryption $path{$prev}.pem $path{$prev}.key\n" : '');
+        $conf =~ s/^SCEPRAEncryption .*\n/$lines/m or die "no SCEPRAEncryption line";
+        spit($n->{conf}, $conf);
+        my ($ok, $out) = $F->configtest($n);
+        ok($ok, "node $n->{name}: httpd -t accepts SCEPRAEncryption $main"
+                . ($prev ? " + SCEPRAPreviousEncryption $prev" : '')) or diag($out);
+        $F->graceful($n);
+        my $want = $main eq 'new' ? $NEW : $OLD;
+        my $streak = 0;
+        my $got = wait_until(15, sub {
+            my $c = getcacert($n);
+            $streak = $c && grep({ $_ eq $want } @$c) ? $streak + 1 : 0;
+            return $streak >= 6 ? $c : undef;
+        });
+        ok($got, "node $n->{name}: graceful restart; GetCACert now advertises the $main "
+                 . 'RA encryption certificate (6 answers in a row)');
+        return $got;
+    };
+    my $try = sub {
+        my ($n, $enc, %o) = @_;
+        my $key = $o{key} // new_key();
+        my $tid = $o{tid} // "ra-$$-$n->{name}-$enc-$KEYNO";
+        my $pw = $o{pw} // password($n);
+        my @a = ($client, 'enroll', "$n->{url}$EP", '--ca', $bundle{$enc}, '--key', $key,
+                 '--cn', "farm-$tid", '--tid', $tid, '--challenge', $pw // 'none',
+                 '--out', "$W/$tid.pem");
+        my $r = parse_client(run_cmd(\@a, timeout => 60));
+        @$r{qw(key tid pw)} = ($key, $tid, $pw);
+        return $r;
+    };
+
+    my $ca_a = $switch->($A, 'new', 'old');
+    ok($ca_a && !grep({ $_ eq $OLD } @$ca_a), 'node a: GetCACert no longer has the old RA encryption certificate');
+    is($ca_a ? scalar @$ca_a : 0, 3, 'node a: GetCACert: 3 certificates (new RA encryption, RA signing, CA)');
+    my $ca_b = getcacert($B);
+    ok($ca_b && grep({ $_ eq $OLD } @$ca_b) && !grep({ $_ eq $NEW } @$ca_b),
+       'node b (not switched yet): GetCACert still has the old one only');
+
+    my $r = $try->($A, 'old');
+    is($r->{rc}, 0, 'node a: a request encrypted to the OLD RA certificate (SCEPRAPreviousEncryption): SUCCESS')
+        or diag("$r->{out}$r->{err}");
+    $r = $try->($A, 'new');
+    is($r->{rc}, 0, 'node a: a request encrypted to the NEW RA certificate: SUCCESS')
+        or diag("$r->{out}$r->{err}");
+    my $mark = ScepFarm::log_size($B->{log});
+    my $refused = $try->($B, 'new');
+    is($refused->{rc}, 2, 'node b (old pair only): a request encrypted to the NEW certificate: FAILURE')
+        or diag("$refused->{out}$refused->{err}");
+    is($refused->{failinfo}, 'badRequest', '... failInfo badRequest');
+    my $log = wait_until(5, sub {
+        my $l = ScepFarm::read_from($B->{log}, $mark);
+        $l =~ /not encrypted to any of our RA certificates/ ? $l : undef });
+    ok($log, "node b's error log: not encrypted to any of our RA certificates")
+        or diag(ScepFarm::read_from($B->{log}, $mark));
+    is(pw_row($refused->{pw}), '0|', '... its password is still unused');
+    is($F->sql("SELECT COUNT(*) FROM scep_transaction WHERE transaction_id = '$refused->{tid}'"), 0,
+       '... and no transaction was recorded');
+
+    # node b accepts the new certificate first, advertising the old one
+    $ca_b = $switch->($B, 'old', 'new');
+    ok($ca_b && !grep({ $_ eq $NEW } @$ca_b),
+       'node b: the new pair as SCEPRAPreviousEncryption is not advertised');
+    $r = $try->($B, 'new', map { $_ => $refused->{$_} } qw(key tid pw));
+    is($r->{rc}, 0, 'node b: the refused request again (same key, transactionID, password): SUCCESS')
+        or diag("$r->{out}$r->{err}");
+    $r = $try->($B, 'old');
+    is($r->{rc}, 0, 'node b: encrypted to the OLD certificate: SUCCESS') or diag("$r->{out}$r->{err}");
+
+    # and then a's configuration
+    $ca_b = $switch->($B, 'new', 'old');
+    ok($ca_b && !grep({ $_ eq $OLD } @$ca_b), 'node b: GetCACert no longer has the old one');
+    for my $enc (qw(old new)) {
+        $r = $try->($B, $enc);
+        is($r->{rc}, 0, "node b (new + previous): encrypted to the \U$enc\E certificate: SUCCESS")
+            or diag("$r->{out}$r->{err}");
+    }
+    for my $enc (qw(old new)) {
+        my $k = new_key();
+        my $pw = password($A);
+        my ($who, $r2) = served_by(1, sub { $try->($LB, $enc, key => $k, pw => $pw,
+                                                    tid => "ra-$$-lb-$enc") });
+        is($r2->{rc}, 0, "through the balancer: encrypted to the \U$enc\E certificate: SUCCESS (node @$who)")
+            or diag("$r2->{out}$r2->{err}");
+    }
+    is($F->sql("SELECT COUNT(*) FROM scep_transaction WHERE transaction_id LIKE 'ra-$$-%' AND state = 1"), 8,
+       'scep_transaction: the 8 enrollments of the rotation are issued');
 }
 
 {

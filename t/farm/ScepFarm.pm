@@ -237,6 +237,28 @@ sub sql {
     return $out;
 }
 
+# sql_background(QUERY, OUTFILE, APPNAME): psql as the superuser in the
+# background (to hold a lock while the test does something else), its
+# connection named APPNAME in pg_stat_activity; returns its pid, to
+# waitpid().  Bounded: killed after 60 s.
+sub sql_background {
+    my ($self, $q, $out, $app) = @_;
+    my @argv = $self->_pg_argv($self->prog('psql'), '-X', '-q', '-At',
+                               '-v', 'ON_ERROR_STOP=1', '-h', $self->{pgsock},
+                               '-p', $self->{pgport}, '-U', 'postgres',
+                               '-d', "dbname=scep application_name=$app", '-c', $q);
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or POSIX::_exit(100);
+        open STDERR, '>&', \*STDOUT;
+        { exec 'timeout', '-k', '5', '60', @argv };
+        POSIX::_exit(127);
+    }
+    return $pid;
+}
+
 # the role and database of the nodes, and the schema loaded as that role
 # over TCP with its password (what a node does)
 sub pg_setup_db {
@@ -320,8 +342,17 @@ sub balancer {
     File::Path::make_path("$dir/logs", "$dir/htdocs");
     chmod 0755, $dir, "$dir/logs", "$dir/htdocs";
     my $port = $self->free_port;
+    # retry=1: a member that refused a connection is left out for one
+    # second (then tried again); connectiontimeout=2: a member that does not
+    # accept within 2 s counts as down.  A connection failure makes
+    # mod_proxy_balancer try the request on the other member (maxattempts).
+    # disablereuse=On: a new connection to the node for every request.  A
+    # pooled keep-alive connection that the node closes (KeepAliveTimeout,
+    # an idle child stopped by the MPM) just as the balancer sends a POST
+    # on it is answered 502 (AH01102), and a POST is not retried elsewhere.
     my $members = join '', map {
-        "    BalancerMember \"http://127.0.0.1:$_->{port}\" route=$_->{name}\n"
+        "    BalancerMember \"http://127.0.0.1:$_->{port}\" route=$_->{name} "
+        . "retry=1 connectiontimeout=2 disablereuse=On\n"
     } @$nodes;
     my $conf = _fill('balancer.conf.in',
         DIR => $dir, PORT => $port, MEMBERS => $members,
@@ -396,6 +427,78 @@ sub stop {
     }
     delete $n->{pid};
     return $gone;
+}
+
+# pids of the processes whose command line names NODE's config file (the
+# parent and its children: they are started as "httpd -d DIR -f CONF")
+sub node_pids {
+    my ($self, $n) = @_;
+    my @pids;
+    opendir my $dh, '/proc' or return ();
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        open my $fh, '<', "/proc/$p/cmdline" or next;
+        local $/;
+        my $cmd = <$fh> // '';
+        close $fh;
+        push @pids, $p if index($cmd, "\0$n->{conf}\0") >= 0;
+    }
+    closedir $dh;
+    return sort { $a <=> $b } @pids;
+}
+
+# kill_group(NODE): SIGKILL to the node's whole process group (parent and
+# children at once, as a power cut or the OOM killer of a container would
+# do), found from its pid file; returns the pids that were in it.  The node
+# is no longer counted as running (start() it again).
+sub kill_group {
+    my ($self, $n) = @_;
+    my $pidfile = "$n->{dir}/logs/httpd.pid";
+    my ($pid) = -r $pidfile ? slurp($pidfile) =~ /(\d+)/ : ();
+    $pid //= $n->{pid};
+    die "kill_group $n->{name}: no pid\n" unless $pid;
+    my @before = $self->node_pids($n);
+    kill 'KILL', -$pid;
+    if ($n->{pid}) {
+        waitpid($n->{pid}, 0);
+    }
+    # the children are reparented to init, which reaps them.  A child the
+    # parent was forking at that instant may have missed the group's signal:
+    # whatever is still there gets SIGKILL again (counted in {rekilled}).
+    $n->{rekilled} = 0;
+    my $deadline = Time::HiRes::time() + 10;
+    while (Time::HiRes::time() < $deadline) {
+        my @left = $self->node_pids($n);
+        last unless @left;
+        Time::HiRes::sleep(0.05);
+        @left = $self->node_pids($n) or last;
+        $n->{rekilled} += kill 'KILL', -$pid, @left;
+    }
+    delete $n->{pid};
+    @{ $self->{procs} } = grep { $_ != $n } @{ $self->{procs} };
+    return @before;
+}
+
+# graceful(NODE): SIGUSR1 to the parent (apachectl graceful): it reads its
+# configuration again; requests in progress finish in the old children.
+# Returns once the parent says "resuming normal operations" again (or
+# die()s with the error log).
+sub graceful {
+    my ($self, $n) = @_;
+    my $pid = $n->{pid} or die "graceful $n->{name}: not running\n";
+    my $mark = -s $n->{log} || 0;
+    kill 'USR1', $pid;
+    my $deadline = Time::HiRes::time() + 20;
+    while (Time::HiRes::time() < $deadline) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
+            delete $n->{pid};
+            die "httpd $n->{name} exited on graceful restart ($?):\n"
+                . read_from($n->{log}, $mark);
+        }
+        my $log = read_from($n->{log}, $mark);
+        return 1 if $log =~ /resuming normal operations/;
+        Time::HiRes::sleep(0.05);
+    }
+    die "httpd $n->{name}: no graceful restart within 20 s:\n" . read_from($n->{log}, $mark);
 }
 
 # Everything this object started, in reverse order; safe to call twice and
