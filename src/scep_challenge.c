@@ -346,6 +346,7 @@ static const char *static_create(void **instance, apr_pool_t *p, int argc,
                                  const char *const *argv)
 {
     const char *pw;
+    char line[1024];   /* outlives the block: pw may point into it */
 
     if (argc != 1 || !*argv[0]) {
         return "static takes one argument: the password, or file:path";
@@ -353,7 +354,6 @@ static const char *static_create(void **instance, apr_pool_t *p, int argc,
     pw = argv[0];
     if (!strncmp(pw, "file:", 5)) {
         apr_file_t *f;
-        char line[1024];
         if (apr_file_open(&f, pw + 5, APR_FOPEN_READ, 0, p) != APR_SUCCESS) {
             return apr_psprintf(p, "cannot read '%s'", pw + 5);
         }

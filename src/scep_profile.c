@@ -23,6 +23,7 @@ scep_profile_t *scep_profile_make(const char *name, apr_pool_t *p)
     prof->subject_from_csr = 1;
     prof->san_from_csr = 1;
     prof->max_sans = 20;
+    prof->max_exts = 32;
     prof->min_rsa_bits = 2048;
     prof->key_types = SCEP_KEY_RSA | SCEP_KEY_EC256 | SCEP_KEY_EC384;
     prof->allow_renewal = 1;
@@ -171,6 +172,11 @@ const char *scep_profile_set(scep_profile_t *prof, const char *kv,
     else if (!strcasecmp(key, "max-san")) {
         if (!parse_num(v, 0, 1000, &prof->max_sans)) {
             return "max-san: a number from 0 to 1000";
+        }
+    }
+    else if (!strcasecmp(key, "max-ext")) {
+        if (!parse_num(v, 0, 1000, &prof->max_exts)) {
+            return "max-ext: a number from 0 to 1000";
         }
     }
     else if (!strcasecmp(key, "min-rsa")) {
@@ -347,6 +353,13 @@ const char *scep_profile_check(const scep_profile_t *prof, X509_REQ *csr,
     }
 
     exts = X509_REQ_get_extensions(csr);
+    if (sk_X509_EXTENSION_num(exts) > prof->max_exts) {
+        *rule = "ext-count";
+        why = apr_psprintf(p, "%d extensions requested, profile %s allows "
+                           "%d", sk_X509_EXTENSION_num(exts), prof->name,
+                           prof->max_exts);
+        goto leave;
+    }
     names = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
     if (names && prof->san_from_csr) {
         if (sk_GENERAL_NAME_num(names) > prof->max_sans) {

@@ -37,6 +37,7 @@ typedef struct scep_profile_t {
                                        * (fnmatch); NULL: any */
     apr_array_header_t *cn_patterns;  /* fnmatch; NULL: any */
     int max_sans;               /* refuse more SANs than this */
+    int max_exts;               /* refuse more requested extensions */
     int min_rsa_bits;           /* 2048 by default */
     int key_types;              /* SCEP_KEY_* allowed */
     int manual_approval;        /* 1: requests wait for an administrator */

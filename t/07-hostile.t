@@ -315,11 +315,9 @@ for my $c (@cases) {
     my ($status) = $res->{out} =~ /^status: (\w+)/m;
     note(sprintf('1000 extensions: %s in %.2f s', $status // 'no CertRep', $dt));
     ok($dt < 10, sprintf('1000 extensions: answered in %.2f s', $dt));
-    TODO: {
-        local $TODO = 'no limit on the number of CSR extensions yet '
-                    . '(reported: docs/security.md, "Limits")';
-        is($status, 'FAILURE', '1000 extensions: refused with a clear reason');
-    }
+    is($status, 'FAILURE', '1000 extensions: refused with a clear reason');
+    like(log_since($mark), qr/SCEP00012.*ext-count/,
+         '1000 extensions: the log names the rule ext-count');
 }
 
 # ---- 6. the server is still there --------------------------------------------------------
