@@ -655,15 +655,12 @@ static int revoked_since(scep_db_t *db, const char *ihash,
                          apr_int64_t this_update, apr_pool_t *p)
 {
     const char *args[2], *why = NULL;
-    apr_array_header_t *rows;
+    apr_int64_t n = 0;
 
     args[0] = ihash;
     args[1] = scep_store_i64(this_update, p);
-    if (scep_store_select(db, "scep_cert_revoked_since", &rows, &why, p, 2,
-                          args) != APR_SUCCESS || rows->nelts == 0) {
-        return 0;
-    }
-    return scep_store_to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]) > 0;
+    return scep_store_count(db, "scep_cert_revoked_since", &n, &why, p, 2,
+                            args) == APR_SUCCESS && n > 0;
 }
 
 apr_status_t scep_crl_current(scep_db_t *db, X509 *ca, EVP_PKEY *key,

@@ -235,42 +235,49 @@ static const char *nz(const char *s)
     return (s && *s) ? s : NULL;
 }
 
-apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
-                                apr_int64_t now, int *count,
-                                const char **why, apr_pool_t *p)
+apr_status_t scep_store_count(scep_db_t *db, const char *label,
+                              apr_int64_t *count, const char **why,
+                              apr_pool_t *p, int nargs, const char **args)
+{
+    apr_array_header_t *rows;
+    apr_status_t rv = scep_store_select(db, label, &rows, why, p, nargs,
+                                        args);
+
+    *count = 0;
+    if (rv == APR_SUCCESS && rows->nelts) {
+        *count = scep_store_to_i64(APR_ARRAY_IDX(rows, 0, const char **)[0]);
+    }
+    return rv;
+}
+
+/* A COUNT(*) of a pool's passwords against the clock. */
+static apr_status_t pw_count(scep_db_t *db, const char *label,
+                             const char *endpoint, apr_int64_t now,
+                             int *count, const char **why, apr_pool_t *p)
 {
     const char *args[2];
-    apr_array_header_t *rows;
+    apr_int64_t n = 0;
     apr_status_t rv;
 
     args[0] = endpoint;
     args[1] = scep_store_i64(now, p);
-    rv = scep_store_select(db, "scep_pw_count", &rows, why, p, 2, args);
-    if (rv == APR_SUCCESS) {
-        *count = rows->nelts ? (int)scep_store_to_i64(APR_ARRAY_IDX(rows, 0,
-                                                         const char **)[0])
-                             : 0;
-    }
+    rv = scep_store_count(db, label, &n, why, p, 2, args);
+    *count = (int)n;
     return rv;
+}
+
+apr_status_t scep_pw_count_live(scep_db_t *db, const char *endpoint,
+                                apr_int64_t now, int *count,
+                                const char **why, apr_pool_t *p)
+{
+    return pw_count(db, "scep_pw_count", endpoint, now, count, why, p);
 }
 
 apr_status_t scep_pw_count_expired(scep_db_t *db, const char *endpoint,
                                    apr_int64_t now, int *count,
                                    const char **why, apr_pool_t *p)
 {
-    const char *args[2];
-    apr_array_header_t *rows;
-    apr_status_t rv;
-
-    args[0] = endpoint;
-    args[1] = scep_store_i64(now, p);
-    rv = scep_store_select(db, "scep_pw_expired", &rows, why, p, 2, args);
-    if (rv == APR_SUCCESS) {
-        *count = rows->nelts ? (int)scep_store_to_i64(APR_ARRAY_IDX(rows, 0,
-                                                         const char **)[0])
-                             : 0;
-    }
-    return rv;
+    return pw_count(db, "scep_pw_expired", endpoint, now, count, why, p);
 }
 
 apr_status_t scep_pw_insert(scep_db_t *db, const char *endpoint,

@@ -30,6 +30,10 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
 apr_status_t scep_store_select(scep_db_t *db, const char *label,
                                apr_array_header_t **rows, const char **why,
                                apr_pool_t *p, int nargs, const char **args);
+/** The number a COUNT(*) statement selects. */
+apr_status_t scep_store_count(scep_db_t *db, const char *label,
+                              apr_int64_t *count, const char **why,
+                              apr_pool_t *p, int nargs, const char **args);
 const char *scep_store_i64(apr_int64_t v, apr_pool_t *p);
 apr_int64_t scep_store_to_i64(const char *s);
 
