@@ -77,7 +77,8 @@ DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
            libapache2-mod-perl2 perl scep strongswan-pki \
            libstrongswan-extra-plugins certmonger sqlite3 curl make gcc \
            chromium chromium-driver softhsm2 libengine-pkcs11-openssl \
-           opensc postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper
+           opensc postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper \
+           clang libclang-rt-14-dev llvm
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
