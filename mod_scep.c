@@ -1298,6 +1298,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 /* HTTP error with a one-line reason, logged with which rule refused. */
 int scep_glue_refuse(request_rec *r, int status, const char *why)
 {
+    scep_glue_db_commit(r);
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00010)
                   "refused with HTTP %d: %s", status, why);
     scep_audit(r, NULL, apr_psprintf(r->pool, "http_%d", status), -1,
@@ -1487,6 +1488,8 @@ int scep_glue_certrep(scep_req_ctx_t *rc, const scep_msg_t *msg,
 {
     scep_certrep_t rep;
 
+    /* what this answer reports is written before it is sent */
+    scep_glue_db_commit(rc->r);
     memset(&rep, 0, sizeof(rep));
     rep.pki_status = status;
     rep.fail_info = fail_info;
@@ -1565,6 +1568,26 @@ scep_db_t *scep_glue_db(void *baton)
     db->handle = d->handle;
     db->prepared = d->prepared;
     return db;
+}
+
+/* Commit the request's open group of statements, if any (see
+ * scep_store_begin): before an answer goes out, never while a slow client
+ * reads it. */
+apr_status_t scep_glue_db_commit(request_rec *r)
+{
+    scep_db_t *db = ap_get_module_config(r->request_config, &scep_module);
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (db == NULL || !db->grouped) {
+        return APR_SUCCESS;
+    }
+    if ((rv = scep_store_commit(db, &why, r->pool)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00190)
+                      "SQL store: the request's writes were rolled back: %s",
+                      why ? why : "-");
+    }
+    return rv;
 }
 
 static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
@@ -1727,6 +1750,10 @@ static apr_status_t child_exiting(void *d)
  * leave OpenSSL alone (see scep_pki_process_exiting). */
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    if (scep_store_child_init(pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEP_LOGNO(00191)
+                     "cannot create the SQL store's process lock");
+    }
     apr_pool_cleanup_register(pchild, NULL, child_exiting,
                               apr_pool_cleanup_null);
 }

@@ -133,6 +133,9 @@ typedef struct scep_db_t {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_hash_t *prepared;   /**< label -> apr_dbd_prepared_t* */
+    int grouped;            /**< internal to the store: the statements of
+                                 this request are being grouped into one
+                                 transaction (SQLite); providers leave it */
 } scep_db_t;
 
 /** NDES's password registry values, as configured for the endpoint. */

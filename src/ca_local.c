@@ -172,6 +172,58 @@ static int add_eku(X509 *x, STACK_OF(X509_EXTENSION) *req_exts,
     return ok;
 }
 
+/* The CSR's SubjectPublicKeyInfo into the certificate as it is, without
+ * X509_set_pubkey(): with OpenSSL 3.0 that encodes the EVP_PKEY and decodes
+ * it back through the provider decoders, a tenth of an enrollment's CPU.
+ * The certificate's key is only encoded and hashed (subjectKeyIdentifier)
+ * from here on, never used, so the cached EVP_PKEY is not needed. */
+static int copy_pubkey(X509 *x, X509_REQ *csr)
+{
+    X509_PUBKEY *to = X509_get_X509_PUBKEY(x);
+    X509_ALGOR *from_alg = NULL, *alg;
+    ASN1_TYPE *t;
+    const unsigned char *bits = NULL;
+    unsigned char *copy;
+    int len = 0, ptype = V_ASN1_UNDEF;
+    void *pval = NULL;
+    ASN1_OBJECT *obj;
+
+    if (to == NULL
+        || !X509_PUBKEY_get0_param(NULL, &bits, &len, &from_alg,
+                                   X509_REQ_get_X509_PUBKEY(csr))
+        || bits == NULL || len <= 0
+        || (alg = X509_ALGOR_dup(from_alg)) == NULL) {
+        return 0;
+    }
+    if ((copy = OPENSSL_memdup(bits, (size_t)len)) == NULL) {
+        X509_ALGOR_free(alg);
+        return 0;
+    }
+    /* take the algorithm's OID and parameter out of the copy */
+    obj = alg->algorithm;
+    alg->algorithm = NULL;
+    if ((t = alg->parameter) != NULL) {
+        ptype = t->type;
+        pval = t->value.ptr;
+        alg->parameter = NULL;
+        OPENSSL_free(t);
+    }
+    X509_ALGOR_free(alg);
+    if (!X509_PUBKEY_set0_param(to, obj, ptype, pval, copy, len)) {
+        ASN1_OBJECT_free(obj);
+        if (pval != NULL) {
+            ASN1_TYPE *tmp = ASN1_TYPE_new();
+            if (tmp != NULL) {
+                ASN1_TYPE_set(tmp, ptype, pval);
+                ASN1_TYPE_free(tmp);
+            }
+        }
+        OPENSSL_free(copy);
+        return 0;
+    }
+    return 1;
+}
+
 static apr_status_t local_enroll(void *instance, const scep_ca_request_t *req,
                                  scep_ca_reply_t *reply, apr_pool_t *p)
 {
@@ -197,7 +249,7 @@ static apr_status_t local_enroll(void *instance, const scep_ca_request_t *req,
         || !BN_rand(bn, 159, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)
         || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x))
         || !X509_set_issuer_name(x, X509_get_subject_name(ca->ca))
-        || !X509_set_pubkey(x, X509_REQ_get0_pubkey(req->csr))) {
+        || !copy_pubkey(x, req->csr)) {
         goto fail;
     }
     if (req->subject_cn_only) {

@@ -537,6 +537,12 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         if (tx) {
             return answer_known(rc, msg, tx, digest);
         }
+        /* The nonce, the claim and the password's reservation: one commit
+         * (SQLite) before the CA is asked; every answer from here on
+         * commits first (scep_glue_certrep, scep_glue_refuse). */
+        if (scep_store_begin(db, &why, r->pool) != APR_SUCCESS) {
+            return store_unavailable(r, "transaction start", why);
+        }
         /* a new transaction must not replay a message seen before */
         if (msg->has_sender_nonce && c->replay_window != 0) {
             int replayed = 0;
@@ -597,6 +603,8 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             return store_unavailable(r, "transaction claim", why);
         }
         if (!claimed) {
+            /* answer_known may ask the CA: not with the group open */
+            scep_glue_db_commit(r);
             if (scep_tx_get(db, pool_name(c), msg->transaction_id, &tx, &why,
                             r->pool) != APR_SUCCESS || tx == NULL) {
                 return store_unavailable(r, "transaction lookup", why);
@@ -685,7 +693,17 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                  NULL);
     }
 
+    /* the claim and the reservation are durable before the CA signs */
+    if (db && scep_glue_db_commit(r) != APR_SUCCESS) {
+        return store_unavailable(r, "transaction claim", "not committed");
+    }
     issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, &reply);
+    /* the outcome, the certificate and the password: one commit again */
+    if (db && scep_store_begin(db, &why, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00034)
+                      "transaction %s: the outcome is written statement by "
+                      "statement: %s", msg->transaction_id, why);
+    }
     apr_table_setn(r->notes, "scep-audit-ca",
                    apr_pstrcat(r->pool, c->provider_name, ": ",
                                reply.status == SCEP_CA_ISSUED ? "issued"
@@ -731,6 +749,13 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                         r->pool) : c->challenge_name,
                       OBJ_nid2sn(msg->cipher_nid),
                       OBJ_nid2sn(msg->digest_nid));
+        /* not recorded, not handed out: the device retries, and its retry
+         * takes the transaction over once it is abandoned */
+        if (db && scep_glue_db_commit(r) != APR_SUCCESS) {
+            return store_unavailable(r, "certificate record",
+                                     apr_psprintf(r->pool, "certificate %s "
+                                                  "withheld", serial));
+        }
         return scep_glue_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
                                  reply.certs);
     case SCEP_CA_PENDING:

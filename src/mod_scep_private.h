@@ -94,6 +94,7 @@ int scep_glue_store_on(const scep_dir_conf_t *c);
 /** The request's database connection from mod_dbd (baton: request_rec),
  *  NULL when there is none; logged once per request. */
 scep_db_t *scep_glue_db(void *baton);
+apr_status_t scep_glue_db_commit(request_rec *r);
 
 /** One SCEP request being answered. */
 typedef struct scep_req_ctx_t {

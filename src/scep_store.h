@@ -24,6 +24,21 @@ typedef struct {
 /* The SQL helpers every store file uses: run a prepared statement by
  * label (text arguments), or select all its rows as NULL-padded arrays of
  * strings (at least 17 slots), read to the end as drivers require. */
+/** Once per process (child_init): the lock that serialises SQLite writers
+ * within the process while one of them holds a grouped transaction. */
+apr_status_t scep_store_child_init(apr_pool_t *pchild);
+
+/** Group the statements that follow into one transaction (one commit, one
+ * sync) until scep_store_commit().  SQLite only (BEGIN IMMEDIATE under the
+ * process lock); a no-op for other drivers, which commit each statement.
+ * A cleanup on @a p commits a group its caller left open. */
+apr_status_t scep_store_begin(scep_db_t *db, const char **why, apr_pool_t *p);
+
+/** Commit the group scep_store_begin() opened (a no-op when none is open);
+ * on failure the group is rolled back and nothing of it was written. */
+apr_status_t scep_store_commit(scep_db_t *db, const char **why,
+                               apr_pool_t *p);
+
 apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
                              const char **why, apr_pool_t *p,
                              int nargs, const char **args);
