@@ -68,7 +68,8 @@ typedef struct {
     apr_thread_mutex_t *mutex;
     int legacy;                       /* SCEPLegacyProvider */
     apr_hash_t *dbd_prepared;         /* servers whose statements are in */
-    int dbd_slots;                    /* SCEPDBDConnections, SCEP_UNSET */
+    int dbd_slots;                    /* SCEPDBDConnections; SCEP_UNSET:
+                                       * auto, the smallest DBDMax */
     apr_interval_time_t dbd_wait;     /* its wait, -1: unset */
 } scep_global_t;
 
@@ -729,7 +730,7 @@ static const char *set_legacy(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-/* SCEPDBDConnections number [wait] */
+/* SCEPDBDConnections auto|number [wait]; auto: the smallest DBDMax */
 static const char *set_dbd_connections(cmd_parms *cmd, void *dc,
                                        const char *n, const char *w)
 {
@@ -741,11 +742,16 @@ static const char *set_dbd_connections(cmd_parms *cmd, void *dc,
     if (err) {
         return err;
     }
-    v = apr_strtoi64(n, &end, 10);
-    if (*end || v < 1 || v > 100000) {
-        return "SCEPDBDConnections: a number of connections from 1 to "
-               "100000, then optionally the longest wait (seconds, or with "
-               "ms)";
+    if (!strcasecmp(n, "auto")) {
+        v = SCEP_UNSET;
+    }
+    else {
+        v = apr_strtoi64(n, &end, 10);
+        if (*end || v < 1 || v > 100000) {
+            return "SCEPDBDConnections: auto or a number of connections "
+                   "from 1 to 100000, then optionally the longest wait "
+                   "(seconds, or with ms)";
+        }
     }
     if (w && (ap_timeout_parameter_parse(w, &wait, "s") != APR_SUCCESS
               || wait < 0 || wait > MAX_DBD_WAIT)) {
@@ -844,7 +850,7 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE1("SCEPMaxRequestSize", set_max_request, NULL,
                   RSRC_CONF | ACCESS_CONF, "largest SCEP request in bytes"),
     AP_INIT_TAKE12("SCEPDBDConnections", set_dbd_connections, NULL,
-                   RSRC_CONF, "how many mod_dbd connections the SCEP requests "
+                   RSRC_CONF, "auto (the smallest DBDMax) or how many mod_dbd connections the SCEP requests "
                    "of one child may hold at once, and how long one waits "
                    "for a free one before it is answered 503"),
     AP_INIT_FLAG("SCEPLegacyProvider", set_legacy, NULL, RSRC_CONF,
@@ -1073,7 +1079,7 @@ static apr_status_t slot_release(void *d)
 {
     apr_thread_mutex_lock(slots.mutex);
     slots.used--;
-    apr_thread_cond_signal(slots.cond);
+    apr_thread_cond_broadcast(slots.cond);
     apr_thread_mutex_unlock(slots.mutex);
     return APR_SUCCESS;
 }
@@ -1111,40 +1117,60 @@ static int slot_take(request_rec *r)
     return got;
 }
 
-/* The smallest DBDMax anywhere in the configuration (0: none set).  One
- * count of slots serves the whole child, every virtual host: the smallest
- * pool is the one that must not be overrun. */
-static int smallest_dbd_max(const ap_directive_t *d, int best)
+/* What the configuration says of mod_dbd's pools, for "auto": the
+ * smallest DBDMax anywhere (0: none set), and whether any DBDPersist says
+ * Off or On.  One count of slots serves the whole child, every virtual
+ * host: the smallest pool is the one that must not be overrun. */
+typedef struct {
+    int nmax;
+    int persist_off;
+    int persist_on;
+} dbd_seen_t;
+
+static void dbd_conf_scan(const ap_directive_t *d, dbd_seen_t *seen)
 {
     for (; d; d = d->next) {
         if (!strcasecmp(d->directive, "DBDMax") && d->args) {
             int v = atoi(d->args);
-            if (v > 0 && (best == 0 || v < best)) {
-                best = v;
+            if (v > 0 && (seen->nmax == 0 || v < seen->nmax)) {
+                seen->nmax = v;
+            }
+        }
+        else if (!strcasecmp(d->directive, "DBDPersist") && d->args) {
+            if (!strcasecmp(d->args, "off") || !strcmp(d->args, "0")) {
+                seen->persist_off = 1;
+            }
+            else {
+                seen->persist_on = 1;
             }
         }
         if (d->first_child) {
-            best = smallest_dbd_max(d->first_child, best);
+            dbd_conf_scan(d->first_child, seen);
         }
     }
-    return best;
 }
 
-/* post_config: the defaults, and a word where the setting cannot work */
+/* post_config: "auto" made a number, and a word where the setting cannot
+ * work.  Without any pool (DBDPersist Off everywhere) mod_dbd never makes
+ * a request wait, and auto sets no limit. */
 static void dbd_slots_config(server_rec *s)
 {
-    int nmax = smallest_dbd_max(ap_conftree, 0);
+    dbd_seen_t seen = { 0, 0, 0 };
+    int nmax, pooled;
 
+    dbd_conf_scan(ap_conftree, &seen);
+    nmax = seen.nmax ? seen.nmax : DBD_DEFAULT_NMAX;
+    pooled = !seen.persist_off || seen.persist_on;
     if (global->dbd_slots == SCEP_UNSET) {
-        global->dbd_slots = nmax ? nmax : DBD_DEFAULT_NMAX;
+        global->dbd_slots = pooled ? nmax : 0;
     }
-    else if (global->dbd_slots > (nmax ? nmax : DBD_DEFAULT_NMAX)) {
+    else if (pooled && global->dbd_slots > nmax) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00104)
                      "SCEPDBDConnections %d is more than DBDMax %d: when "
                      "the SCEP requests of a child hold all of mod_dbd's "
                      "connections, the next one waits for mod_dbd without "
-                     "a time limit; set SCEPDBDConnections to DBDMax or less",
-                     global->dbd_slots, nmax ? nmax : DBD_DEFAULT_NMAX);
+                     "a time limit; set SCEPDBDConnections to DBDMax or less "
+                     "(or auto)", global->dbd_slots, nmax);
     }
     if (global->dbd_wait < 0) {
         global->dbd_wait = DEFAULT_DBD_WAIT;
@@ -1727,11 +1753,12 @@ scep_db_t *scep_glue_db(void *baton)
     ap_set_module_config(r->request_config, &scep_module, db);
     if (!slot_take(r)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00106)
-                      "database connection pool exhausted: all %d "
-                      "connections of this child (SCEPDBDConnections) are "
-                      "in use and none came free within %" APR_TIME_T_FMT
-                      " ms; answering 503 (see docs/farm.md, \"Sizing the "
-                      "database connections\")", slots.max,
+                      "database connection pool exhausted: the %d "
+                      "connection(s) this child may use "
+                      "(SCEPDBDConnections) are all in use and none came "
+                      "free within %" APR_TIME_T_FMT " ms; answering 503 "
+                      "(see docs/farm.md, \"Sizing the database "
+                      "connections\")", slots.max,
                       (apr_time_t)apr_time_as_msec(slots.wait));
         apr_table_setn(r->notes, "scep-db-busy", "1");
         scep_metrics_count(SCEP_CTR_DB_BUSY);
