@@ -850,9 +850,10 @@ static const command_rec scep_cmds[] = {
     AP_INIT_TAKE1("SCEPMaxRequestSize", set_max_request, NULL,
                   RSRC_CONF | ACCESS_CONF, "largest SCEP request in bytes"),
     AP_INIT_TAKE12("SCEPDBDConnections", set_dbd_connections, NULL,
-                   RSRC_CONF, "auto (the smallest DBDMax) or how many mod_dbd connections the SCEP requests "
-                   "of one child may hold at once, and how long one waits "
-                   "for a free one before it is answered 503"),
+                   RSRC_CONF, "auto (the smallest DBDMax) or how many "
+                   "mod_dbd connections the SCEP requests of one child may "
+                   "hold at once, and how long one waits for a free one "
+                   "before it is answered 503"),
     AP_INIT_FLAG("SCEPLegacyProvider", set_legacy, NULL, RSRC_CONF,
                  "load OpenSSL's legacy provider (single DES)"),
     AP_INIT_TAKE1("SCEPAuditLog", scep_audit_set, NULL, RSRC_CONF,

@@ -247,6 +247,10 @@ int scep_metrics_handler(request_rec *r)
         const char *why = NULL;
         const char *pool = c->pw_pool ? c->pw_pool : SCEP_DEFAULT_PW_POOL;
         apr_int64_t now = apr_time_sec(apr_time_now());
+        if (db == NULL) {
+            /* the metrics are answered anyway, without the gauges */
+            apr_table_unset(r->err_headers_out, "Retry-After");
+        }
         if (db && scep_pw_count_live(db, pool, now, &live, &why, r->pool)
                   == APR_SUCCESS
             && scep_pw_count_expired(db, pool, now, &expired, &why, r->pool)
