@@ -170,6 +170,17 @@ for my $n ($POOL, $FRESH) {
     die "the configuration of $n->{name} is refused: stopping here\n" unless $ok;
     $F->start($n);
 }
+# the directive's syntax is checked when httpd reads its configuration
+for my $bad (['SCEPDBDConnections 0', qr/auto or a number of connections/],
+             ['SCEPDBDConnections auto 301', qr/the wait is a time from 0 to 300/],
+             ["<VirtualHost 127.0.0.1:1>\nSCEPDBDConnections 4\n</VirtualHost>",
+              qr/SCEPDBDConnections cannot occur within <VirtualHost> section/]) {
+    my $conf = "$W/bad.conf";
+    spit($conf, slurp($FRESH->{conf}) . "\n$bad->[0]\n");
+    my ($ok, $out) = $F->configtest({ %$FRESH, conf => $conf });
+    ok(!$ok && $out =~ $bad->[1], "httpd -t refuses '" . ($bad->[0] =~ s/\n/ /gr) . "'")
+        or diag($out);
+}
 diag("nodes up after " . elapsed() . ": pool :$POOL->{port}, fresh :$FRESH->{port}");
 
 # ---- helpers ----------------------------------------------------------------------------------
