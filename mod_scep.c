@@ -18,10 +18,12 @@
 #include "http_request.h"
 #include "ap_provider.h"
 #include "util_script.h"
+#include "util_cfgtree.h"
 
 #include <apr_base64.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 
 #include <openssl/crypto.h>
@@ -54,6 +56,10 @@
 #define DEFAULT_DIGESTS  (SCEP_DIGEST_SHA1 | SCEP_DIGEST_SHA256 \
                           | SCEP_DIGEST_SHA384 | SCEP_DIGEST_SHA512)
 #define RA_WARN_SECONDS  (30LL * 86400)
+/* mod_dbd's own default for DBDMax (modules/database/mod_dbd.c) */
+#define DBD_DEFAULT_NMAX       10
+#define DEFAULT_DBD_WAIT       apr_time_from_sec(5)
+#define MAX_DBD_WAIT           apr_time_from_sec(300)
 
 /* Process-wide state, rebuilt on every configuration (re)load. */
 typedef struct {
@@ -62,6 +68,9 @@ typedef struct {
     apr_thread_mutex_t *mutex;
     int legacy;                       /* SCEPLegacyProvider */
     apr_hash_t *dbd_prepared;         /* servers whose statements are in */
+    int dbd_slots;                    /* SCEPDBDConnections; SCEP_UNSET:
+                                       * auto, the smallest DBDMax */
+    apr_interval_time_t dbd_wait;     /* its wait, -1: unset */
 } scep_global_t;
 
 static scep_global_t *global;
@@ -721,6 +730,39 @@ static const char *set_legacy(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+/* SCEPDBDConnections auto|number [wait]; auto: the smallest DBDMax */
+static const char *set_dbd_connections(cmd_parms *cmd, void *dc,
+                                       const char *n, const char *w)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t wait = DEFAULT_DBD_WAIT;
+    char *end;
+    apr_int64_t v;
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(n, "auto")) {
+        v = SCEP_UNSET;
+    }
+    else {
+        v = apr_strtoi64(n, &end, 10);
+        if (*end || v < 1 || v > 100000) {
+            return "SCEPDBDConnections: auto or a number of connections "
+                   "from 1 to 100000, then optionally the longest wait "
+                   "(seconds, or with ms)";
+        }
+    }
+    if (w && (ap_timeout_parameter_parse(w, &wait, "s") != APR_SUCCESS
+              || wait < 0 || wait > MAX_DBD_WAIT)) {
+        return "SCEPDBDConnections: the wait is a time from 0 to 300 "
+               "seconds (\"5\", \"500ms\")";
+    }
+    global->dbd_slots = (int)v;
+    global->dbd_wait = wait;
+    return NULL;
+}
+
 static const command_rec scep_cmds[] = {
     AP_INIT_TAKE1("SCEPCACertificateFile", set_ca_file, NULL,
                   RSRC_CONF | ACCESS_CONF,
@@ -807,6 +849,11 @@ static const command_rec scep_cmds[] = {
                       "allowed digests: SHA-1 SHA-256 SHA-384 SHA-512"),
     AP_INIT_TAKE1("SCEPMaxRequestSize", set_max_request, NULL,
                   RSRC_CONF | ACCESS_CONF, "largest SCEP request in bytes"),
+    AP_INIT_TAKE12("SCEPDBDConnections", set_dbd_connections, NULL,
+                   RSRC_CONF, "auto (the smallest DBDMax) or how many "
+                   "mod_dbd connections the SCEP requests of one child may "
+                   "hold at once, and how long one waits for a free one "
+                   "before it is answered 503"),
     AP_INIT_FLAG("SCEPLegacyProvider", set_legacy, NULL, RSRC_CONF,
                  "load OpenSSL's legacy provider (single DES)"),
     AP_INIT_TAKE1("SCEPAuditLog", scep_audit_set, NULL, RSRC_CONF,
@@ -1008,6 +1055,148 @@ static scep_endpoint_t *endpoint_get(const scep_dir_conf_t *c, apr_pool_t *tp)
     return ep;
 }
 
+/* ---- database connections: a bounded wait ------------------------------ */
+
+/* mod_dbd lends a child at most DBDMax connections and makes the next
+ * request wait for one with no time limit (apr_reslist_acquire without a
+ * timeout): a burst of enrollments, or one slow CA holding its connection,
+ * would park every worker thread, for good if the database hangs.  So a
+ * SCEP request first takes one of the child's SCEPDBDConnections slots,
+ * waiting at most its wait, and only then asks mod_dbd: with no more slots
+ * than DBDMax, mod_dbd never has to make it wait.  A slot is held until
+ * the request's pool goes, after mod_dbd has taken its connection back
+ * (cleanups run in reverse order of registration). */
+typedef struct {
+    apr_thread_mutex_t *mutex;        /* NULL: no limit in this process */
+    apr_thread_cond_t *cond;
+    int max;
+    int used;
+    apr_interval_time_t wait;
+} dbd_slots_t;
+
+static dbd_slots_t slots;             /* this child's */
+
+static apr_status_t slot_release(void *d)
+{
+    apr_thread_mutex_lock(slots.mutex);
+    slots.used--;
+    apr_thread_cond_broadcast(slots.cond);
+    apr_thread_mutex_unlock(slots.mutex);
+    return APR_SUCCESS;
+}
+
+/* 1: a slot is the request's until its pool is cleared; 0: none freed
+ * within the wait. */
+static int slot_take(request_rec *r)
+{
+    apr_time_t until;
+    int got = 0;
+
+    if (slots.mutex == NULL) {
+        return 1;
+    }
+    until = apr_time_now() + slots.wait;
+    apr_thread_mutex_lock(slots.mutex);
+    for (;;) {
+        apr_interval_time_t left;
+        if (slots.used < slots.max) {
+            slots.used++;
+            got = 1;
+            break;
+        }
+        left = until - apr_time_now();
+        if (left <= 0) {
+            break;
+        }
+        apr_thread_cond_timedwait(slots.cond, slots.mutex, left);
+    }
+    apr_thread_mutex_unlock(slots.mutex);
+    if (got) {
+        apr_pool_cleanup_register(r->pool, NULL, slot_release,
+                                  apr_pool_cleanup_null);
+    }
+    return got;
+}
+
+/* What the configuration says of mod_dbd's pools, for "auto": the
+ * smallest DBDMax anywhere (0: none set), and whether any DBDPersist says
+ * Off or On.  One count of slots serves the whole child, every virtual
+ * host: the smallest pool is the one that must not be overrun. */
+typedef struct {
+    int nmax;
+    int persist_off;
+    int persist_on;
+} dbd_seen_t;
+
+static void dbd_conf_scan(const ap_directive_t *d, dbd_seen_t *seen)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "DBDMax") && d->args) {
+            int v = atoi(d->args);
+            if (v > 0 && (seen->nmax == 0 || v < seen->nmax)) {
+                seen->nmax = v;
+            }
+        }
+        else if (!strcasecmp(d->directive, "DBDPersist") && d->args) {
+            if (!strcasecmp(d->args, "off") || !strcmp(d->args, "0")) {
+                seen->persist_off = 1;
+            }
+            else {
+                seen->persist_on = 1;
+            }
+        }
+        if (d->first_child) {
+            dbd_conf_scan(d->first_child, seen);
+        }
+    }
+}
+
+/* post_config: "auto" made a number, and a word where the setting cannot
+ * work.  Without any pool (DBDPersist Off everywhere) mod_dbd never makes
+ * a request wait, and auto sets no limit. */
+static void dbd_slots_config(server_rec *s)
+{
+    dbd_seen_t seen = { 0, 0, 0 };
+    int nmax, pooled;
+
+    dbd_conf_scan(ap_conftree, &seen);
+    nmax = seen.nmax ? seen.nmax : DBD_DEFAULT_NMAX;
+    pooled = !seen.persist_off || seen.persist_on;
+    if (global->dbd_slots == SCEP_UNSET) {
+        global->dbd_slots = pooled ? nmax : 0;
+    }
+    else if (pooled && global->dbd_slots > nmax) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00104)
+                     "SCEPDBDConnections %d is more than DBDMax %d: when "
+                     "the SCEP requests of a child hold all of mod_dbd's "
+                     "connections, the next one waits for mod_dbd without "
+                     "a time limit; set SCEPDBDConnections to DBDMax or less "
+                     "(or auto)", global->dbd_slots, nmax);
+    }
+    if (global->dbd_wait < 0) {
+        global->dbd_wait = DEFAULT_DBD_WAIT;
+    }
+}
+
+static void dbd_slots_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    memset(&slots, 0, sizeof(slots));
+    if (global == NULL || global->dbd_slots < 1) {
+        return;
+    }
+    if (apr_thread_mutex_create(&slots.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                pchild) != APR_SUCCESS
+        || apr_thread_cond_create(&slots.cond, pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEP_LOGNO(00105)
+                     "cannot create the lock of SCEPDBDConnections: "
+                     "requests wait for mod_dbd without a time limit");
+        slots.mutex = NULL;
+        return;
+    }
+    slots.max = global->dbd_slots;
+    slots.wait = global->dbd_wait;
+}
+
 /* ---- start-up --------------------------------------------------------- */
 
 static apr_status_t global_cleanup(void *d)
@@ -1023,6 +1212,8 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     global->pool = pconf;
     global->endpoints = apr_hash_make(pconf);
     global->dbd_prepared = apr_hash_make(pconf);
+    global->dbd_slots = SCEP_UNSET;
+    global->dbd_wait = -1;
     scep_audit_reset();
     apr_pool_cleanup_register(pconf, NULL, global_cleanup,
                               apr_pool_cleanup_null);
@@ -1286,6 +1477,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         global->mutex = NULL;
     }
     scep_metrics_init(pconf, s);
+    dbd_slots_config(s);
     if (scep_audit_open(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1545,6 +1737,13 @@ int scep_glue_store_on(const scep_dir_conf_t *c)
            || (c->store == SCEP_UNSET && c->challenge == &scep_challenge_otp);
 }
 
+void scep_glue_db_refused(request_rec *r)
+{
+    const char *busy = apr_table_get(r->notes, "scep-db-busy");
+
+    apr_table_setn(r->err_headers_out, "Retry-After", busy ? "10" : "30");
+}
+
 scep_db_t *scep_glue_db(void *baton)
 {
     request_rec *r = baton;
@@ -1556,12 +1755,31 @@ scep_db_t *scep_glue_db(void *baton)
     }
     db = apr_pcalloc(r->pool, sizeof(*db));
     ap_set_module_config(r->request_config, &scep_module, db);
+    if (!slot_take(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00106)
+                      "database connection pool exhausted: the %d "
+                      "connection(s) this child may use "
+                      "(SCEPDBDConnections) are all in use and none came "
+                      "free within %" APR_TIME_T_FMT " ms; answering 503 "
+                      "(see docs/farm.md, \"Sizing the database "
+                      "connections\")", slots.max,
+                      (apr_time_t)apr_time_as_msec(slots.wait));
+        apr_table_setn(r->notes, "scep-db-busy", "1");
+        scep_metrics_count(SCEP_CTR_DB_BUSY);
+        scep_glue_db_refused(r);
+        return NULL;
+    }
     d = dbd_acquire_fn ? dbd_acquire_fn(r) : NULL;
     if (d == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00101)
-                      "no database connection from mod_dbd: is the database "
-                      "up, are DBDriver/DBDParams right and the schema "
-                      "(conf/schema-*.sql) loaded?");
+                      "no database connection from mod_dbd: the database "
+                      "refused it or cannot be reached (mod_dbd logs why "
+                      "just before: PostgreSQL's \"too many clients "
+                      "already\" means max_connections is full); is the "
+                      "database up, are DBDriver/DBDParams right and the "
+                      "schema (conf/schema-*.sql) loaded?");
+        scep_metrics_count(SCEP_CTR_DB_REFUSED);
+        scep_glue_db_refused(r);
         return NULL;
     }
     db->driver = d->driver;
@@ -1754,6 +1972,7 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEP_LOGNO(00191)
                      "cannot create the SQL store's process lock");
     }
+    dbd_slots_child_init(pchild, s);
     apr_pool_cleanup_register(pchild, NULL, child_exiting,
                               apr_pool_cleanup_null);
 }

@@ -218,6 +218,10 @@ SCEPCiphers AES-128 AES-192 AES-256 DES3 DES
 
 DBDriver sqlite3
 DBDParams "$d/db/scep.db"
+# 64 threads share mod_dbd's default pool of 10 connections per child: the
+# others queue for one.  A long wait keeps measuring that queue (as before
+# SCEPDBDConnections) instead of answering 503 after the default 5 s.
+SCEPDBDConnections auto 60
 EOF
         if [ "$mode" = sync-normal ]; then
             # Before busy_timeout: that PRAGMA returns a row, which

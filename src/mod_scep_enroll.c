@@ -59,13 +59,24 @@ static const char *csr_challenge(X509_REQ *csr, apr_pool_t *p)
     }
 }
 
-/* The store cannot be reached: the client should come back later. */
+/* The store cannot be reached: the client should come back later.  Nothing
+ * was written for this request and its password is untouched. */
 static int store_unavailable(request_rec *r, const char *what,
                              const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00102)
-                  "SQL store failed (%s): %s", what, why ? why : "-");
-    apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    if (strcmp(what, "connection")) {
+        /* no connection: scep_glue_db has said why (SCEP00101, 00106) */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00102)
+                      "SQL store failed (%s): %s", what, why ? why : "-");
+    }
+    if (!apr_table_get(r->err_headers_out, "Retry-After")) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    }
+    if (apr_table_get(r->notes, "scep-db-busy")) {
+        return scep_glue_refuse(r, HTTP_SERVICE_UNAVAILABLE,
+                                "the server is busy: no database connection "
+                                "is free, try again later");
+    }
     return scep_glue_refuse(r, HTTP_SERVICE_UNAVAILABLE,
                             "the enrollment store is unavailable, try again "
                             "later");

@@ -96,6 +96,12 @@ int scep_glue_store_on(const scep_dir_conf_t *c);
 scep_db_t *scep_glue_db(void *baton);
 apr_status_t scep_glue_db_commit(request_rec *r);
 
+/** After scep_glue_db gave NULL: the Retry-After of the 503 (sooner when
+ *  this child's connections were all in use than when the database
+ *  refused).  scep_glue_db calls it; a handler that answers 503 for
+ *  another store failure may too. */
+void scep_glue_db_refused(request_rec *r);
+
 /** One SCEP request being answered. */
 typedef struct scep_req_ctx_t {
     request_rec *r;
@@ -160,7 +166,7 @@ typedef enum {
 } scep_outcome_e;
 typedef enum {
     SCEP_CTR_PW_ISSUED = 0, SCEP_CTR_PW_CONSUMED, SCEP_CTR_PW_REFUSED,
-    SCEP_CTR_PW_FULL, SCEP_CTR_COUNT
+    SCEP_CTR_PW_FULL, SCEP_CTR_DB_BUSY, SCEP_CTR_DB_REFUSED, SCEP_CTR_COUNT
 } scep_counter_e;
 apr_status_t scep_metrics_init(apr_pool_t *pconf, server_rec *s);
 /** Record what a PKIOperation came to (read when the request is done). */

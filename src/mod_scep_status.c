@@ -231,12 +231,26 @@ int scep_metrics_handler(request_rec *r)
                  "refused because the password cache was full", "counter");
     ap_rprintf(r, "scep_password_cache_full_total %" APR_UINT64_T_FMT "\n",
                apr_atomic_read64(&metrics->counters[SCEP_CTR_PW_FULL]));
+    counter_head(r, "scep_db_unavailable_total", "requests that got no "
+                 "database connection: busy (SCEPDBDConnections all in use "
+                 "for the wait) or refused (the database refused or is "
+                 "down)", "counter");
+    ap_rprintf(r, "scep_db_unavailable_total{cause=\"busy\"} %"
+               APR_UINT64_T_FMT "\n",
+               apr_atomic_read64(&metrics->counters[SCEP_CTR_DB_BUSY]));
+    ap_rprintf(r, "scep_db_unavailable_total{cause=\"refused\"} %"
+               APR_UINT64_T_FMT "\n",
+               apr_atomic_read64(&metrics->counters[SCEP_CTR_DB_REFUSED]));
     if (c && scep_glue_store_on(c)) {
         scep_db_t *db = scep_glue_db(r);
         int live = 0, expired = 0;
         const char *why = NULL;
         const char *pool = c->pw_pool ? c->pw_pool : SCEP_DEFAULT_PW_POOL;
         apr_int64_t now = apr_time_sec(apr_time_now());
+        if (db == NULL) {
+            /* the metrics are answered anyway, without the gauges */
+            apr_table_unset(r->err_headers_out, "Retry-After");
+        }
         if (db && scep_pw_count_live(db, pool, now, &live, &why, r->pool)
                   == APR_SUCCESS
             && scep_pw_count_expired(db, pool, now, &expired, &why, r->pool)
@@ -369,8 +383,15 @@ int scep_status_handler(request_rec *r)
         else {
             ok = 0;
             db_json = apr_psprintf(r->pool, "{\"ok\": false, \"error\": %s}",
-                                   scep_json_str(db ? why : "no connection "
-                                                 "from mod_dbd", r->pool));
+                                   scep_json_str(db ? why
+                                                 : apr_table_get(r->notes,
+                                                       "scep-db-busy")
+                                                 ? "busy: every database "
+                                                   "connection of this "
+                                                   "process is in use "
+                                                   "(SCEPDBDConnections)"
+                                                 : "no connection from "
+                                                   "mod_dbd", r->pool));
         }
     }
 

@@ -138,8 +138,10 @@ sub _pg_run {
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
 
+# pg_init(conf => [LINE, ...]): the lines go after ours in
+# postgresql.conf (the last setting of a name wins)
 sub pg_init {
-    my ($self) = @_;
+    my ($self, %o) = @_;
     my $d = $self->{dir};
     $self->{pgdata} = "$d/pg/data";
     $self->{pgsock} = "$d/pg/sock";
@@ -169,6 +171,7 @@ sub pg_init {
         "full_page_writes = off",
         "log_min_messages = warning",
         "log_connections = off",
+        @{ $o{conf} || [] },
         '';
     $r = $self->_pg_run(['sh', '-c', 'cat >> "$1"', 'sh',
                          "$self->{pgdata}/postgresql.conf"],
