@@ -19,6 +19,7 @@
 #include "ap_provider.h"
 #include "util_script.h"
 #include "util_cfgtree.h"
+#include "util_mutex.h"
 
 #include <apr_base64.h>
 #include <apr_hash.h>
@@ -74,6 +75,10 @@ typedef struct {
 } scep_global_t;
 
 static scep_global_t *global;
+
+/* httpd's Mutex directive names it; see scep_store_begin() */
+#define STORE_MUTEX "scep-store"
+static apr_global_mutex_t *store_mutex;
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -1214,6 +1219,8 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     global->dbd_prepared = apr_hash_make(pconf);
     global->dbd_slots = SCEP_UNSET;
     global->dbd_wait = -1;
+    store_mutex = NULL;
+    ap_mutex_register(pconf, STORE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
     scep_audit_reset();
     apr_pool_cleanup_register(pconf, NULL, global_cleanup,
                               apr_pool_cleanup_null);
@@ -1478,6 +1485,15 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     scep_metrics_init(pconf, s);
     dbd_slots_config(s);
+    /* the SQLite writers of all children queue on one lock (scep_store.c) */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+        && ap_global_mutex_create(&store_mutex, NULL, STORE_MUTEX, NULL, s,
+                                  pconf, 0) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEP_LOGNO(00192)
+                     "cannot create the SQL store's lock (Mutex %s): SQLite "
+                     "writes are not grouped", STORE_MUTEX);
+        store_mutex = NULL;
+    }
     if (scep_audit_open(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1968,10 +1984,17 @@ static apr_status_t child_exiting(void *d)
  * leave OpenSSL alone (see scep_pki_process_exiting). */
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    if (scep_store_child_init(pchild) != APR_SUCCESS) {
+    if (store_mutex != NULL
+        && apr_global_mutex_child_init(&store_mutex,
+                                       apr_global_mutex_lockfile(store_mutex),
+                                       pchild) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEP_LOGNO(00191)
-                     "cannot create the SQL store's process lock");
+                     "cannot attach to the SQL store's lock (Mutex %s): "
+                     "SQLite writes are not grouped in this process",
+                     STORE_MUTEX);
+        store_mutex = NULL;
     }
+    scep_store_child_init(store_mutex);
     dbd_slots_child_init(pchild, s);
     apr_pool_cleanup_register(pchild, NULL, child_exiting,
                               apr_pool_cleanup_null);

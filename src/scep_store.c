@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
+#include <apr_global_mutex.h>
 
 #include "scep_store.h"
 #include "scep_certstore.h"
@@ -164,18 +164,20 @@ static void prepare_again(scep_db_t *db, apr_pool_t *p)
  * keeps every row as durable as before, at a third of the syncs.
  *
  * apr_dbd_sqlite3 holds one process-wide mutex around each sqlite3 call and
- * waits for a busy database inside it.  A thread that met the write lock of
- * an open group held by another thread of its own process would therefore
- * hold that mutex until busy_timeout, and the group could never commit.  So
- * within a process every writer takes group_lock: the holder of a group
- * for the whole group, any other write for its one statement.  Processes
- * wait for each other in SQLite's busy handler as before. */
-static apr_thread_mutex_t *group_lock;
+ * waits for a busy database inside it, and SQLite's busy handler polls with
+ * sleeps that grow to 100 ms.  A thread that met the write lock of a group
+ * held by another thread of its own process would hold that mutex until
+ * busy_timeout, and the group could never commit; children polling for
+ * each other's lock gave p99 latencies a hundred times the median.  So
+ * every writer of the module takes one lock shared by all children (httpd's
+ * Mutex "scep-store"): the holder of a group for the whole group, any
+ * other write for its one statement.  SQLite's own lock is then always
+ * free for us, and waiting is a queue, not a poll. */
+static apr_global_mutex_t *group_lock;
 
-apr_status_t scep_store_child_init(apr_pool_t *pchild)
+void scep_store_child_init(apr_global_mutex_t *lock)
 {
-    return apr_thread_mutex_create(&group_lock, APR_THREAD_MUTEX_DEFAULT,
-                                   pchild);
+    group_lock = lock;
 }
 
 static int groups(const scep_db_t *db)
@@ -202,12 +204,12 @@ apr_status_t scep_store_begin(scep_db_t *db, const char **why, apr_pool_t *p)
     if (!groups(db) || db->grouped) {
         return APR_SUCCESS;
     }
-    apr_thread_mutex_lock(group_lock);
+    apr_global_mutex_lock(group_lock);
     rc = apr_dbd_query(db->driver, db->handle, &n, "BEGIN IMMEDIATE");
     if (rc != 0) {
         *why = apr_psprintf(p, "BEGIN IMMEDIATE: %s",
                             apr_dbd_error(db->driver, db->handle, rc));
-        apr_thread_mutex_unlock(group_lock);
+        apr_global_mutex_unlock(group_lock);
         return APR_EGENERAL;
     }
     db->grouped = 1;
@@ -237,7 +239,7 @@ apr_status_t scep_store_commit(scep_db_t *db, const char **why,
         rv = APR_EGENERAL;
     }
     db->grouped = 0;
-    apr_thread_mutex_unlock(group_lock);
+    apr_global_mutex_unlock(group_lock);
     return rv;
 }
 
@@ -253,7 +255,7 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
     }
     lock = !db->grouped && groups(db);
     if (lock) {
-        apr_thread_mutex_lock(group_lock);
+        apr_global_mutex_lock(group_lock);
     }
     rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
     if (rc != 0 && lost_statements(db, rc)) {
@@ -261,7 +263,7 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
         rc = apr_dbd_pquery(db->driver, p, db->handle, &n, st, nargs, args);
     }
     if (lock) {
-        apr_thread_mutex_unlock(group_lock);
+        apr_global_mutex_unlock(group_lock);
     }
     if (rc != 0) {
         *why = apr_psprintf(p, "%s: %s", label,

@@ -10,6 +10,7 @@
 #ifndef SCEP_STORE_H
 #define SCEP_STORE_H
 
+#include <apr_global_mutex.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_dbd.h>
@@ -24,9 +25,10 @@ typedef struct {
 /* The SQL helpers every store file uses: run a prepared statement by
  * label (text arguments), or select all its rows as NULL-padded arrays of
  * strings (at least 17 slots), read to the end as drivers require. */
-/** Once per process (child_init): the lock that serialises SQLite writers
- * within the process while one of them holds a grouped transaction. */
-apr_status_t scep_store_child_init(apr_pool_t *pchild);
+/** Once per process (child_init): the lock, shared by all processes, that
+ * serialises the module's SQLite writers (NULL: statements are neither
+ * grouped nor serialised). */
+void scep_store_child_init(apr_global_mutex_t *lock);
 
 /** Group the statements that follow into one transaction (one commit, one
  * sync) until scep_store_commit().  SQLite only (BEGIN IMMEDIATE under the
