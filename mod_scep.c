@@ -1886,9 +1886,16 @@ static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)
         return scep_certs_getcrl(rc, msg);
     default:
         return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST, "message-type",
-                            apr_psprintf(r->pool, "unknown or unregistered "
-                                         "messageType %d",
-                                         msg->message_type));
+                            msg->message_type >= 0
+                            ? apr_psprintf(r->pool, "unknown or unregistered "
+                                           "messageType %d",
+                                           msg->message_type)
+                            : apr_psprintf(r->pool, "unknown or unregistered "
+                                           "messageType \"%s\" (not a "
+                                           "number)", ap_escape_logitem(
+                                               r->pool, msg->message_type_raw
+                                               ? msg->message_type_raw
+                                               : "")));
     }
 }
 

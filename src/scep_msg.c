@@ -318,6 +318,9 @@ apr_status_t scep_msg_read_attrs(scep_msg_t *msg, CMS_SignerInfo *si,
         return APR_EINVAL;
     }
     msg->message_type = parse_int_string(s);
+    msg->message_type_raw = apr_pstrmemdup(p,
+        (const char *)ASN1_STRING_get0_data(s),
+        ASN1_STRING_length(s) > 32 ? 32 : (apr_size_t)ASN1_STRING_length(s));
     /* RFC 8894 3.2.1: every message carries a fresh senderNonce (without
      * one, the replay check of a new transaction has nothing to check) */
     if (!msg->has_sender_nonce) {
@@ -414,6 +417,22 @@ apr_status_t scep_msg_decode(scep_msg_t **pmsg, scep_decode_result_t *res,
         return APR_EINVAL;
     }
     cms = own_cms(p, d2i_CMS_ContentInfo(NULL, &q, (long)len));
+    /* Bytes after the DER are no part of what was signed.  A line end or
+     * NUL padding some HTTP stacks append is tolerated; anything else is a
+     * different message glued on, and refused rather than ignored. */
+    if (cms != NULL && q > der && (apr_size_t)(q - der) < len) {
+        apr_size_t extra = len - (apr_size_t)(q - der), k = 0;
+
+        while (k < extra && (q[k] == '\r' || q[k] == '\n' || q[k] == ' '
+                             || q[k] == '\0')) {
+            k++;
+        }
+        if (k < extra) {
+            res->why = apr_psprintf(p, "%" APR_SIZE_T_FMT " bytes after the "
+                                    "pkiMessage's DER", extra);
+            return APR_EINVAL;
+        }
+    }
     if (cms == NULL || OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
         res->why = cms ? "not a CMS SignedData"
                        : apr_psprintf(p, "not a CMS message: %s",

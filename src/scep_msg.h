@@ -71,6 +71,7 @@ typedef struct scep_decode_ctx_t {
 /** A decoded request.  Every field is set as far as decoding got. */
 typedef struct scep_msg_t {
     int message_type;                  /* -1 when absent or unreadable */
+    const char *message_type_raw;      /* as sent (at most 32 bytes) */
     const char *transaction_id;        /* NULL when absent */
     unsigned char sender_nonce[SCEP_NONCE_LEN];
     int has_sender_nonce;

@@ -108,6 +108,20 @@ refused_http('truncated message (first half)',
                        'Content-Type' => 'application/x-pki-message'),
              400, $mark, qr/cannot decode the pkiMessage/);
 
+# a valid message with something glued on after its DER: refused, not
+# ignored (a line end or NUL padding after it is tolerated)
+$mark = log_mark();
+refused_http('a valid message with 7 bytes after its DER',
+             http_post("$ndes?operation=PKIOperation", $whole . 'GARBAGE',
+                       'Content-Type' => 'application/x-pki-message'),
+             400, $mark, qr/7 bytes after the pkiMessage's DER/);
+{
+    my $r = http_post("$ndes?operation=PKIOperation", $whole . "\r\n",
+                      'Content-Type' => 'application/x-pki-message');
+    is($r->{status}, 200, 'a valid message followed by CRLF: answered '
+       . '(a CertRep), the line end tolerated');
+}
+
 $mark = log_mark();
 srand(8894);
 my $garbage = join '', map { chr int rand 256 } 1 .. 4096;
@@ -248,7 +262,7 @@ my @cases = (
     [ 'a CertRep (3) sent to the server', [qw(--type 3)], 'badRequest',
       qr/unknown or unregistered messageType 3/ ],
     [ 'messageType "abc"', [qw(--type abc)], 'badRequest',
-      qr/unknown or unregistered messageType/ ],
+      qr/unknown or unregistered messageType "abc" \(not a number\)/ ],
     [ 'messageType "0019"', [qw(--type 0019)], 'badRequest',
       qr/./ ],
     [ 'GetCert (21) with a CSR inside', [qw(--type 21)], 'badRequest',
