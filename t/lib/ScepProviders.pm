@@ -126,8 +126,13 @@ sub cert_key_is {
     return $c->{rc} == 0 && $k->{rc} == 0 && $c->{out} eq $k->{out};
 }
 
-# The binary of the running test server (t/logs/httpd.pid), else apxs's.
+# The httpd of the test server: with SANITIZE=1 the wrapper preloading
+# libasan (t/setup/sanitize.sh; /proc/PID/exe would name the real binary,
+# which cannot load the sanitized module), else the binary of the running
+# test server (t/logs/httpd.pid), else apxs's.
 sub _httpd {
+    return $ENV{SCEP_TEST_HTTPD}
+        if $ENV{SCEP_TEST_HTTPD} && -x $ENV{SCEP_TEST_HTTPD};
     my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
     if (-e $pidfile) {
         my ($pid) = slurp($pidfile) =~ /(\d+)/;
