@@ -127,7 +127,7 @@ run: deps build
 test: deps build
 	SCEP_BUILD=$(B) sh t/run-tests.sh "$(APXS)"
 ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory test-sanitized
+	@$(MAKE) --no-print-directory SANITIZE=1 B=$(B)/asan test-sanitized
 endif
 
 # the second pass of "make test" alone

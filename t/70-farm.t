@@ -925,7 +925,7 @@ sub attempt_str {
        "load: requests inside node a, waiting in PostgreSQL to reserve their password ($wdesc)");
 
     # SIGKILL to node a's process group, parent and children at once
-    my $pids_before = scalar $F->node_pids($A);
+    my $pids_before = () = $F->node_pids($A);
     my $t_kill0 = Time::HiRes::time();
     my @killed = $F->kill_group($A);
     my $t_kill = Time::HiRes::time();

@@ -17,7 +17,7 @@ use Test::More ();
 our @EXPORT = qw(
     top_dir build_dir build_path pki base_url port challenge
     http_get http_post
-    run_cmd need_programs program_path in_ci
+    run_cmd need_programs program_path in_ci httpd_bin
     tempdir slurp spit
     openssl_verify cert_subject cert_cn pem_to_der new_rsa_key
     error_log_path log_mark log_since wait_log
@@ -223,6 +223,29 @@ sub program_path {
     for my $d (split /:/, ($ENV{PATH} // '') . ':/usr/sbin:/sbin') {
         my $p = "$d/$prog";
         return $p if -f $p && -x _;
+    }
+    return undef;
+}
+
+# The httpd binary of the test server, for "httpd -t" runs: with
+# SANITIZE=1 the wrapper preloading libasan (t/setup/sanitize.sh;
+# /proc/PID/exe would name the real binary, which cannot load the
+# sanitized module), else the binary of the running test server
+# (t/logs/httpd.pid), else apxs's.
+sub httpd_bin {
+    return $ENV{SCEP_TEST_HTTPD}
+        if $ENV{SCEP_TEST_HTTPD} && -x $ENV{SCEP_TEST_HTTPD};
+    my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
+    if (-e $pidfile) {
+        my ($pid) = slurp($pidfile) =~ /(\d+)/;
+        my $exe = $pid ? readlink("/proc/$pid/exe") : undef;
+        return $exe if $exe && -x $exe;
+    }
+    for my $apxs (grep { defined } $ENV{APXS}, program_path('apxs')) {
+        my $s = run_cmd([$apxs, '-q', 'SBINDIR'], timeout => 30);
+        my $t = run_cmd([$apxs, '-q', 'TARGET'], timeout => 30);
+        chomp(my $bin = "$s->{out}/$t->{out}");
+        return $bin if $s->{rc} == 0 && -x $bin;
     }
     return undef;
 }
