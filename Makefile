@@ -135,8 +135,8 @@ endif
 test-sanitized: deps
 ifeq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory build
-	@echo "make test: the unit and integration tests again, sanitized ($(B))"
-	SCEP_BUILD=$(B) SCEP_TESTS="$(SAN_TESTS)" sh t/run-tests.sh "$(APXS)"
+	@echo "make test: the unit tests and $(words $(SAN_TESTS)) integration tests again, sanitized ($(B))"
+	@SCEP_BUILD=$(B) SCEP_TESTS="$(SAN_TESTS)" sh t/run-tests.sh "$(APXS)"
 else
 	@$(MAKE) --no-print-directory SANITIZE=1 B=$(B)/asan test-sanitized
 endif

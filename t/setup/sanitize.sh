@@ -37,7 +37,7 @@ if [ "${SANITIZE:-}" = 1 ]; then
     fi
     # a build without the sanitizers would pass without checking anything
     if ! nm -D "$san_b/mod_scep.so" 2>/dev/null | grep -q '__asan_'; then
-        die "t/setup/sanitize.sh: SANITIZE=1 but $san_b/mod_scep.so was built without it: make SANITIZE=1 build"
+        die "t/setup/sanitize.sh: SANITIZE=1 but $san_b/mod_scep.so was built without it: make test SANITIZE=1 (it builds and tests build/asan)"
     fi
 
     mkdir -p "$san_b/sanitizer"
