@@ -3,7 +3,9 @@
 #   make deps    install the Debian packages needed (root), else print the command
 #   make         build build/mod_scep.so, build/libscep.a and the tools
 #   make run     demo PKI + httpd on 127.0.0.1:$(PORT) in the foreground
-#   make test    the whole suite (unit, Apache::Test, interop)
+#   make test    the whole suite (unit, Apache::Test, interop), then the
+#                unit and integration tests again with ASan+UBSan (build/asan)
+#   make test SANITIZE=1   only the whole suite, sanitized (build/asan)
 #   make install install the module with apxs
 #   make test-farm  the farm scenario alone (PostgreSQL, two nodes, a balancer)
 #   make bench   the benchmark (bench/results.json, docs/performance.md)
@@ -30,11 +32,20 @@ ALL_CFLAGS = $(CFLAGS) -fPIC $(WARN) -Iinclude -Isrc $(APR_CPP) $(APR_INC) \
            $(SAN_CFLAGS)
 SSL_LIBS = -lssl -lcrypto
 
+# SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer, built in a
+# directory of their own (build/asan) so that the plain build is not
+# clobbered; "make B=DIR" chooses another build directory.
 ifeq ($(SANITIZE),1)
 SAN_CFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
-endif
-
+B = build/asan
+else
 B = build
+endif
+# What "make test" runs sanitized after the whole plain suite (with the
+# unit tests; t/run-tests.sh SCEP_TESTS): every integration test but the
+# Debian package build (it builds and checks its own, unsanitized, module)
+# and the documentation checks (no C code runs).
+SAN_TESTS ?= $(filter-out t/81-debian.t t/83-docs.t,$(sort $(wildcard t/*.t)))
 CORE_SRC  = $(wildcard src/scep_*.c) $(wildcard src/ca_*.c)
 GLUE_SRC  = mod_scep.c $(wildcard src/mod_scep_*.c)
 CORE_OBJ  = $(patsubst %.c,$(B)/%.o,$(CORE_SRC))
@@ -46,13 +57,24 @@ UNIT_SRC  = $(wildcard t/unit/test_*.c)
 UNITS     = $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNIT_COMMON = $(wildcard t/unit/tap.c)
 
-.PHONY: all deps build run test test-unit test-farm bench fuzz install \
-        install-headers clean check-deps
+.PHONY: all deps build run test test-sanitized test-unit test-farm bench \
+        fuzz install install-headers clean check-deps FORCE
 
 all: build
 build: $(B)/mod_scep.so $(B)/libscep.a $(TOOLS) $(UNITS)
 
-$(B)/%.o: %.c $(HDRS)
+# The flags stamp: rewritten only when the compiler or its flags change
+# (SANITIZE, CFLAGS, LDFLAGS), and every object and program depends on it, so a
+# build directory never mixes objects built two ways.
+FLAGS_STAMP = $(B)/.cflags
+FLAGS_NOW = $(AP_CC) $(CFLAGS) $(WARN) $(SAN_CFLAGS) $(LDFLAGS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(B)
+	@printf '%s\n' '$(subst ','\'',$(FLAGS_NOW))' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+FORCE:
+
+$(B)/%.o: %.c $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(AP_CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -62,13 +84,14 @@ $(B)/libscep.a: $(CORE_OBJ)
 	@mkdir -p $(B)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/mod_scep.so: $(GLUE_OBJ) $(B)/libscep.a
+$(B)/mod_scep.so: $(GLUE_OBJ) $(B)/libscep.a $(FLAGS_STAMP)
 	$(AP_CC) -shared $(LDFLAGS) -o $@ $(GLUE_OBJ) $(B)/libscep.a $(SSL_LIBS) $(SAN_CFLAGS)
 
-$(B)/%: tools/%.c $(B)/libscep.a $(HDRS)
+$(B)/%: tools/%.c $(B)/libscep.a $(HDRS) $(FLAGS_STAMP)
 	$(AP_CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
 
-$(B)/t/%: t/unit/%.c $(UNIT_COMMON) $(B)/libscep.a $(HDRS) t/unit/tap.h
+$(B)/t/%: t/unit/%.c $(UNIT_COMMON) $(B)/libscep.a $(HDRS) t/unit/tap.h \
+          $(FLAGS_STAMP)
 	@mkdir -p $(B)/t
 	$(AP_CC) $(ALL_CFLAGS) $(LDFLAGS) -It/unit -o $@ $< $(UNIT_COMMON) $(B)/libscep.a $(APR_LIBS) $(SSL_LIBS)
 
@@ -95,18 +118,35 @@ deps:
 
 # ---- demo ------------------------------------------------------------------
 run: deps build
-	@sh tools/mkrun.sh "$(CURDIR)" "$(PORT)" "$(HTTPD)" "$(CHALLENGE)"
+	@SCEP_BUILD=$(B) sh tools/mkrun.sh "$(CURDIR)" "$(PORT)" "$(HTTPD)" "$(CHALLENGE)"
 	exec $(HTTPD) -d "$(CURDIR)/run" -f "$(CURDIR)/run/httpd.conf" -DFOREGROUND
 
 # ---- tests -----------------------------------------------------------------
+# The whole suite with this build; then, unless this already was the
+# sanitized build, the unit and integration tests ($(SAN_TESTS)) again with
+# a sanitized build in $(B)/asan.  Both must pass; prove's summary of the
+# last pass is the last thing printed.
 test: deps build
-	sh t/run-tests.sh "$(APXS)"
+	SCEP_BUILD=$(B) sh t/run-tests.sh "$(APXS)"
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 B=$(B)/asan test-sanitized
+endif
+
+# the second pass of "make test" alone
+test-sanitized: deps
+ifeq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory build
+	@echo "make test: the unit tests and $(words $(SAN_TESTS)) integration tests again, sanitized ($(B))"
+	@SCEP_BUILD=$(B) SCEP_TESTS="$(SAN_TESTS)" sh t/run-tests.sh "$(APXS)"
+else
+	@$(MAKE) --no-print-directory SANITIZE=1 B=$(B)/asan test-sanitized
+endif
 
 test-unit: build
 	prove $(UNITS)
 
 test-farm: deps build
-	prove -I t/lib t/70-farm.t
+	SCEP_BUILD=$(B) prove -I t/lib t/70-farm.t
 
 bench: deps build
 	sh bench/run.sh

@@ -8,7 +8,7 @@
 #                                     inputs are merged (-merge=1) into
 #                                     fuzz/corpus/NAME, crashes kept in
 #                                     fuzz/crashes/NAME/
-#   sh fuzz/run.sh --replay [NAME...] build build/fuzz-replay-NAME with the
+#   sh fuzz/run.sh --replay [NAME...] build BUILD/fuzz-replay-NAME with the
 #                                     project's compiler (gcc, no libFuzzer)
 #                                     and run fuzz/corpus/NAME and
 #                                     fuzz/crashes/NAME through it
@@ -18,8 +18,9 @@
 #
 # Targets: pkimessage base64 csr json p7 (fuzz/fuzz_NAME.c).  The fuzzers
 # compile src/scep_*.c themselves (libscep.a is gcc-built, without
-# coverage); the replay builds link build/libscep.a, with the sanitizers
-# when it was built with SANITIZE=1.
+# coverage); the replay builds link BUILD/libscep.a, with the sanitizers
+# when it was built with SANITIZE=1.  BUILD is $SCEP_BUILD (the build
+# directory: build, or build/asan for "make test SANITIZE=1"), default build.
 #
 # Environment: FUZZ_SECONDS (per target), FUZZ_FLAGS (more libFuzzer
 # options), FUZZ_CORPUS_MAX_KB (default 400: past this a target's corpus
@@ -34,6 +35,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_CORPUS_MAX_KB=${FUZZ_CORPUS_MAX_KB:-400}
 CLANG=${CLANG:-clang}
 APXS=${APXS:-$(command -v apxs 2>/dev/null || echo /usr/bin/apxs)}
+B=${SCEP_BUILD:-build}
 
 die() {
     echo "fuzz/run.sh: $*" >&2
@@ -67,9 +69,9 @@ INC="-Iinclude -Isrc -Ifuzz"
 
 # ---- seeds ------------------------------------------------------------------
 if [ $mode = seeds ]; then
-    [ -x build/scep-craft ] || die "build/scep-craft is missing: make build"
+    [ -x "$B/scep-craft" ] || die "$B/scep-craft is missing: make build"
     tmp=$(mktemp -d) || exit 1
-    build/scep-craft seeds "$tmp" || { rm -rf "$tmp"; die "scep-craft seeds failed"; }
+    "$B"/scep-craft seeds "$tmp" || { rm -rf "$tmp"; die "scep-craft seeds failed"; }
     for d in "$tmp"/*; do
         n=$(basename "$d")
         mkdir -p "fuzz/corpus/$n"
@@ -86,23 +88,23 @@ fi
 # ---- replay builds ------------------------------------------------------------
 build_replay() {
     name=$1
-    out=build/fuzz-replay-$name
-    [ -f build/libscep.a ] || die "build/libscep.a is missing: make build"
+    out=$B/fuzz-replay-$name
+    [ -f "$B/libscep.a" ] || die "$B/libscep.a is missing: make build"
     # up to date?
-    if [ -x "$out" ] && [ -z "$(find fuzz/*.c fuzz/*.h build/libscep.a src/*.h include/*.h \
+    if [ -x "$out" ] && [ -z "$(find fuzz/*.c fuzz/*.h "$B/libscep.a" src/*.h include/*.h \
                                    -newer "$out" 2>/dev/null | head -1)" ]; then
         return 0
     fi
     cc=${CC:-$("$APXS" -q CC)}
     san=""
-    if nm build/libscep.a 2>/dev/null | grep -q '__asan_'; then
+    if nm "$B/libscep.a" 2>/dev/null | grep -q '__asan_'; then
         san="-fsanitize=address,undefined -fno-omit-frame-pointer"
     fi
-    mkdir -p build
+    mkdir -p "$B"
     # shellcheck disable=SC2086
     $cc -O1 -g -Wall -Wextra -Werror $san $INC $APR_FLAGS \
         -o "$out.tmp.$$" fuzz/replay.c fuzz/fuzz_common.c "fuzz/fuzz_$name.c" \
-        build/libscep.a $APR_LIBS -lssl -lcrypto || {
+        "$B/libscep.a" $APR_LIBS -lssl -lcrypto || {
         rm -f "$out.tmp.$$"
         die "cannot build $out"
     }
@@ -114,11 +116,11 @@ if [ $mode = build-replay ] || [ $mode = replay ]; then
     for t in $targets; do
         build_replay "$t"
         [ $mode = build-replay ] && continue
-        if build/fuzz-replay-"$t" "fuzz/corpus/$t" "fuzz/crashes/$t" >build/fuzz-replay-"$t".log 2>&1; then
-            echo "$t: $(tail -1 build/fuzz-replay-"$t".log)"
+        if "$B/fuzz-replay-$t" "fuzz/corpus/$t" "fuzz/crashes/$t" >"$B/fuzz-replay-$t.log" 2>&1; then
+            echo "$t: $(tail -1 "$B/fuzz-replay-$t.log")"
         else
-            echo "$t: FAILED (build/fuzz-replay-$t.log):"
-            tail -40 build/fuzz-replay-"$t".log
+            echo "$t: FAILED ($B/fuzz-replay-$t.log):"
+            tail -40 "$B/fuzz-replay-$t.log"
             rc=1
         fi
     done

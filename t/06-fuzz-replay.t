@@ -2,7 +2,7 @@
 # fuzz/corpus/NAME (seeds from scep-craft and what fuzzing found) and of
 # fuzz/crashes/NAME (crashes kept as regression cases) goes once through
 # the target's LLVMFuzzerTestOneInput, built with the project's compiler
-# into build/fuzz-replay-NAME by "fuzz/run.sh --build-replay" (with the
+# into $SCEP_BUILD/fuzz-replay-NAME by "fuzz/run.sh --build-replay" (with the
 # sanitizers when libscep.a has them: make test SANITIZE=1).  Needs no
 # httpd.
 use strict;
@@ -33,7 +33,7 @@ for my $t (@targets) {
     my @crashes = files_in("fuzz/crashes/$t");
     ok(scalar @corpus, "$t: fuzz/corpus/$t has inputs (" . scalar(@corpus) . ')');
     note("$t: regression cases: @crashes") if @crashes;
-    my $run = run_cmd(["build/fuzz-replay-$t", "fuzz/corpus/$t",
+    my $run = run_cmd([build_path("fuzz-replay-$t"), "fuzz/corpus/$t",
                        "fuzz/crashes/$t"], timeout => 600);
     my ($n) = $run->{out} =~ /replayed (\d+) inputs/;
     ok($run->{rc} == 0 && defined $n && $n == @corpus + @crashes,

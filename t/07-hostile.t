@@ -22,11 +22,9 @@ use Time::HiRes qw(time);
 use ScepTest;
 
 my $top    = top_dir();
-my $client = "$top/build/scep-client";
-my $craft  = "$top/build/scep-craft";
-for my $p ($client, $craft) {
-    -x $p or plan(skip_all => "$p is missing: make build");
-}
+need_programs('build/scep-client', 'build/scep-craft');
+my $client = program_path('build/scep-client');
+my $craft  = program_path('build/scep-craft');
 my $ndes = '/certsrv/mscep/mscep.dll';
 my $url  = base_url() . $ndes;
 my $ra   = pki('ra-enc.pem');

@@ -214,22 +214,6 @@ sub refused {
 }
 
 # ---- 5. httpd -t: the arguments are checked at start-up --------------------------------
-sub httpd_bin {
-    my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
-    if (-e $pidfile) {
-        my ($pid) = slurp($pidfile) =~ /(\d+)/;
-        my $exe = $pid ? readlink("/proc/$pid/exe") : undef;
-        return $exe if $exe && -x $exe;
-    }
-    for my $apxs (grep { defined } $ENV{APXS}, program_path('apxs')) {
-        my $s = run_cmd([$apxs, '-q', 'SBINDIR'], timeout => 30);
-        my $t = run_cmd([$apxs, '-q', 'TARGET'], timeout => 30);
-        chomp(my $bin = "$s->{out}/$t->{out}");
-        return $bin if $s->{rc} == 0 && -x $bin;
-    }
-    return undef;
-}
-
 sub configtest {
     my ($args) = @_;
     my $httpd = httpd_bin() or return (-1, 'no httpd binary');

@@ -167,22 +167,6 @@ unlike($log, qr/pkcs11|PKCS#11|engine routines/i,
     or diag(join "\n", grep { /pkcs11|PKCS#11|engine/i } split /\n/, $log);
 
 # ---- 4. httpd -t: a wrong PIN or object is refused at start-up, PIN not shown -------
-sub httpd_bin {
-    my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
-    if (-e $pidfile) {
-        my ($pid) = slurp($pidfile) =~ /(\d+)/;
-        my $exe = $pid ? readlink("/proc/$pid/exe") : undef;
-        return $exe if $exe && -x $exe;
-    }
-    for my $apxs (grep { defined } $ENV{APXS}, program_path('apxs')) {
-        my $s = run_cmd([$apxs, '-q', 'SBINDIR'], timeout => 30);
-        my $t = run_cmd([$apxs, '-q', 'TARGET'], timeout => 30);
-        chomp(my $bin = "$s->{out}/$t->{out}");
-        return $bin if $s->{rc} == 0 && -x $bin;
-    }
-    return undef;
-}
-
 sub configtest {
     my ($uri) = @_;
     my $httpd = httpd_bin() or return (-1, 'no httpd binary');

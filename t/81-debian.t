@@ -61,7 +61,16 @@ unlink glob("$SRC/debian/*.substvars"), glob("$SRC/debian/*.debhelper"),
 File::Path::rmtree("$SRC/build") if -e "$SRC/build";
 
 my $t0 = Time::HiRes::time();
-my %env = (DEB_BUILD_OPTIONS => $ENV{SCEP_TEST_DEB_NOCHECK} ? 'nocheck' : '');
+# The package is built as a user would, whatever this run is: no sanitizer
+# (SANITIZE from "make test SANITIZE=1", its runtime options, the httpd
+# wrapper), no build directory and no make command line of the make that
+# runs the suite (MAKEFLAGS would hand SANITIZE=1 B=build/asan down to
+# debian/rules' make).
+my %env = (DEB_BUILD_OPTIONS => $ENV{SCEP_TEST_DEB_NOCHECK} ? 'nocheck' : '',
+           map { ($_ => undef) }
+               qw(SANITIZE ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+                  SCEP_TEST_HTTPD SCEP_SANITIZE SCEP_BUILD B
+                  MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES));
 my $b = run_cmd(['sh', '-c', "cd '$SRC' && dpkg-buildpackage -us -uc -b"], timeout => 280,
                 env => \%env);
 my $took = Time::HiRes::time() - $t0;

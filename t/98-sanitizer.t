@@ -1,7 +1,7 @@
 # Runs before 99-errorlog.t: no AddressSanitizer, LeakSanitizer or
 # UndefinedBehaviorSanitizer report anywhere in this run -- neither in
 # t/logs/error_log (the sanitized module inside httpd writes there) nor in
-# build/sanitizer/report.* (the unit tests, scep-client, scep-craft and the
+# $SCEP_BUILD/sanitizer/report.* (the unit tests, scep-client, scep-craft and the
 # fuzz replay binaries write there; see t/setup/sanitize.sh).  Without
 # SANITIZE=1 the same checks run and find nothing to complain about.
 use strict;
@@ -35,8 +35,8 @@ is(scalar @hits, 0, 'no sanitizer report in t/logs/error_log')
     or diag(excerpt($text));
 
 # ---- reports of the programs run by the tests ------------------------------
-my @reports = glob(top_dir() . '/build/sanitizer/report.*');
-is(scalar @reports, 0, 'no sanitizer report in build/sanitizer/')
+my @reports = glob(build_path('sanitizer', 'report.*'));
+is(scalar @reports, 0, 'no sanitizer report in ' . build_path('sanitizer'))
     or do {
         for my $f (@reports[0 .. ($#reports < 4 ? $#reports : 4)]) {
             diag("---- $f\n" . excerpt(slurp($f)));
@@ -45,8 +45,8 @@ is(scalar @reports, 0, 'no sanitizer report in build/sanitizer/')
     };
 
 if ($sanitized) {
-    ok(-x top_dir() . '/build/sanitize-httpd',
-       'httpd ran through build/sanitize-httpd (libasan preloaded)');
+    ok(-x build_path('sanitize-httpd'),
+       'httpd ran through ' . build_path('sanitize-httpd') . ' (libasan preloaded)');
     my $pm = slurp(top_dir() . '/t/conf/apache_test_config.pm');
     like($pm, qr/sanitize-httpd/,
          'Apache::Test was configured with the sanitizing httpd wrapper '

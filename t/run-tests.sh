@@ -4,13 +4,20 @@
 #  1. a fresh test PKI in t/pki (tools/mkpki.sh) plus a "next CA" for
 #     GetNextCACert;
 #  2. t/TEST from t/TEST.PL (Apache::Test, remembers -apxs), then
-#     "t/TEST -start-httpd": httpd with build/mod_scep.so and t/conf/extra.conf;
-#  3. ONE prove over the C unit tests (build/t/test_*) and t/*.t;
+#     "t/TEST -start-httpd": httpd with $SCEP_BUILD/mod_scep.so and
+#     t/conf/extra.conf;
+#  3. ONE prove over the C unit tests ($SCEP_BUILD/t/test_*) and t/*.t (or
+#     the files of $SCEP_TESTS);
 #  4. "t/TEST -stop-httpd" on every path; the exit status is prove's.
 #
 # Environment: CI=true turns a missing external client into a failure (not a
 # skip); SCEP_TEST_VERBOSE=1 shows every external command; SCEP_TEST_KEEP=1
-# keeps the temporary directories; PROVE_FLAGS adds prove options (-v).
+# keeps the temporary directories; PROVE_FLAGS adds prove options (-v);
+# SCEP_BUILD is the build directory, relative to the top of the tree
+# (default build; "make test" sets it: build/asan for the sanitized pass);
+# SCEP_TESTS, a list of t/*.t files or patterns, runs only those (besides
+# the unit tests); SANITIZE=1 (t/setup/sanitize.sh) runs the sanitized
+# build's httpd with libasan preloaded.
 
 set -u
 
@@ -21,6 +28,13 @@ fi
 
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
+SCEP_BUILD=${SCEP_BUILD:-build}
+export SCEP_BUILD
+bdir=$SCEP_BUILD
+case $bdir in
+    /*) babs=$bdir ;;
+    *)  babs=$top/$bdir ;;
+esac
 
 die() {
     echo "run-tests: $*" >&2
@@ -28,7 +42,7 @@ die() {
 }
 
 [ -x "$apxs" ] || die "apxs not found ($apxs): apt-get install apache2-dev"
-[ -f build/mod_scep.so ] || die "build/mod_scep.so is missing: run make build"
+[ -f "$bdir/mod_scep.so" ] || die "$bdir/mod_scep.so is missing: run make build"
 [ -f tools/mkpki.sh ] || die "tools/mkpki.sh is missing"
 command -v prove >/dev/null 2>&1 || die "prove not found (perl)"
 perl -MApache::TestRun -e 1 2>/dev/null ||
@@ -75,6 +89,8 @@ chmod 644 t/pki/htpasswd
 libexec=$("$apxs" -q LIBEXECDIR)
 {
     echo "# written by t/run-tests.sh"
+    echo "# the module under test, from the build directory (SCEP_BUILD)"
+    echo "LoadModule scep_module $babs/mod_scep.so"
     echo "<IfModule !dbd_module>"
     echo "    LoadModule dbd_module $libexec/mod_dbd.so"
     echo "</IfModule>"
@@ -155,21 +171,16 @@ fi
 
 # ---- 3. one prove -----------------------------------------------------------
 set --
-for f in build/t/test_*; do
+for f in "$bdir"/t/test_*; do
     [ -f "$f" ] && [ -x "$f" ] && set -- "$@" "$f"
 done
-for f in t/*.t; do
-    [ -f "$f" ] && set -- "$@" "$f"
+# shellcheck disable=SC2086
+for f in ${SCEP_TESTS:-t/*.t}; do
+    [ -f "$f" ] || die "SCEP_TESTS: no test file $f"
+    set -- "$@" "$f"
 done
 
-# SCEP_TESTS="t/04-enroll-client.t t/2*.t": a part of the suite, while
-# working on it (make test always runs all of it)
-if [ -n "${SCEP_TESTS:-}" ]; then
-    # shellcheck disable=SC2086
-    set -- $SCEP_TESTS
-fi
-
-echo "run-tests: httpd on 127.0.0.1:$port; prove over $# test files"
+echo "run-tests: $bdir/mod_scep.so, httpd on 127.0.0.1:$port; prove over $# test files"
 # shellcheck disable=SC2086
 prove -I t/lib ${PROVE_FLAGS:-} "$@"
 rc=$?

@@ -1,7 +1,8 @@
 #!/bin/sh
 # mkrun.sh SRCDIR PORT HTTPD CHALLENGE -- set up the "make run" demo.
 #
-#   SRCDIR     the source tree (the module is SRCDIR/build/mod_scep.so)
+#   SRCDIR     the source tree (the module is SRCDIR/build/mod_scep.so, or
+#              SRCDIR/$SCEP_BUILD/mod_scep.so: "make run B=...")
 #   PORT       TCP port on 127.0.0.1
 #   HTTPD      the httpd binary that will run the config (apache2 on Debian)
 #   CHALLENGE  otp (one-time passwords from the admin page, the default) or
@@ -78,7 +79,7 @@ sh "$src/tools/mkpki.sh" "$pki"
 mkdir -p "$run/logs" "$run/htdocs" "$run/db"
 chmod 755 "$run" "$run/logs" "$run/htdocs"
 
-so=$src/build/mod_scep.so
+so=$src/${SCEP_BUILD:-build}/mod_scep.so
 [ -f "$so" ] || echo "mkrun: warning: $so is not built yet (make build)" >&2
 
 # httpd refuses to serve requests as root: started as root it switches its

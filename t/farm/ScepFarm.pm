@@ -67,11 +67,13 @@ sub find_programs {
         chomp($target = `'$apxs' -q TARGET 2>/dev/null` // '');
         chomp($libexec = `'$apxs' -q LIBEXECDIR 2>/dev/null` // '');
     }
-    $p{httpd} = _first_exec($sbin && $target ? "$sbin/$target" : undef,
+    # SANITIZE=1: the wrapper preloading libasan (t/setup/sanitize.sh)
+    $p{httpd} = _first_exec($ENV{SCEP_TEST_HTTPD},
+                            $sbin && $target ? "$sbin/$target" : undef,
                             '/usr/sbin/apache2', '/usr/sbin/httpd') // 'apache2';
     $p{moddir} = $libexec && -d $libexec ? $libexec : '/usr/lib/apache2/modules';
     $p{client} = program_path('build/scep-client') // 'build/scep-client';
-    $p{so} = File::Spec->catfile(top_dir(), 'build', 'mod_scep.so');
+    $p{so} = build_path('mod_scep.so');
     return \%p;
 }
 

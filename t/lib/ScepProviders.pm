@@ -126,28 +126,11 @@ sub cert_key_is {
     return $c->{rc} == 0 && $k->{rc} == 0 && $c->{out} eq $k->{out};
 }
 
-# The binary of the running test server (t/logs/httpd.pid), else apxs's.
-sub _httpd {
-    my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
-    if (-e $pidfile) {
-        my ($pid) = slurp($pidfile) =~ /(\d+)/;
-        my $exe = $pid ? readlink("/proc/$pid/exe") : undef;
-        return $exe if $exe && -x $exe;
-    }
-    for my $apxs (grep { defined } $ENV{APXS}, program_path('apxs')) {
-        my $r = run_cmd([$apxs, '-q', 'SBINDIR'], timeout => 30);
-        my $t = run_cmd([$apxs, '-q', 'TARGET'], timeout => 30);
-        chomp(my $bin = "$r->{out}/$t->{out}");
-        return $bin if $r->{rc} == 0 && -x $bin;
-    }
-    return undef;
-}
-
 # httpd -t over the suite's configuration plus SNIPPET: (exit code, output).
 sub httpd_configtest {
     my ($snippet) = @_;
     my $top = top_dir();
-    my $httpd = _httpd();
+    my $httpd = httpd_bin();
     return (-1, 'no httpd binary found') unless $httpd;
     my $dir = tempdir();
     my $conf = "$dir/configtest.conf";

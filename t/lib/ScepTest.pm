@@ -15,9 +15,9 @@ use Cwd ();
 use Test::More ();
 
 our @EXPORT = qw(
-    top_dir pki base_url port challenge
+    top_dir build_dir build_path pki base_url port challenge
     http_get http_post
-    run_cmd need_programs program_path in_ci
+    run_cmd need_programs program_path in_ci httpd_bin
     tempdir slurp spit
     openssl_verify cert_subject cert_cn pem_to_der new_rsa_key
     error_log_path log_mark log_since wait_log
@@ -43,6 +43,15 @@ sub top_dir {
 }
 
 sub pki { File::Spec->catfile(top_dir(), 't', 'pki', @_) }
+
+# The build directory the suite tests ($SCEP_BUILD from t/run-tests.sh:
+# build, or build/asan for the sanitized pass), absolute.
+sub build_dir {
+    my $b = $ENV{SCEP_BUILD} || 'build';
+    return $b =~ m{^/} ? $b : File::Spec->catdir(top_dir(), $b);
+}
+
+sub build_path { File::Spec->catfile(build_dir(), @_) }
 
 sub in_ci { ($ENV{CI} // '') =~ /^(?:1|true|yes)$/i }
 
@@ -199,8 +208,14 @@ sub http_post {
 
 # ---- external programs -----------------------------------------------------
 
+# program_path(PROG): the executable PROG, absolute, or undef.  "build/X"
+# is X in the build directory under test (build_dir()).
 sub program_path {
     my ($prog) = @_;
+    if ($prog =~ m{^build/(.+)}) {
+        my $p = build_path($1);
+        return -x $p ? $p : undef;
+    }
     if ($prog =~ m{/}) {
         my $p = $prog =~ m{^/} ? $prog : File::Spec->catfile(top_dir(), $prog);
         return -x $p ? $p : undef;
@@ -208,6 +223,29 @@ sub program_path {
     for my $d (split /:/, ($ENV{PATH} // '') . ':/usr/sbin:/sbin') {
         my $p = "$d/$prog";
         return $p if -f $p && -x _;
+    }
+    return undef;
+}
+
+# The httpd binary of the test server, for "httpd -t" runs: with
+# SANITIZE=1 the wrapper preloading libasan (t/setup/sanitize.sh;
+# /proc/PID/exe would name the real binary, which cannot load the
+# sanitized module), else the binary of the running test server
+# (t/logs/httpd.pid), else apxs's.
+sub httpd_bin {
+    return $ENV{SCEP_TEST_HTTPD}
+        if $ENV{SCEP_TEST_HTTPD} && -x $ENV{SCEP_TEST_HTTPD};
+    my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
+    if (-e $pidfile) {
+        my ($pid) = slurp($pidfile) =~ /(\d+)/;
+        my $exe = $pid ? readlink("/proc/$pid/exe") : undef;
+        return $exe if $exe && -x $exe;
+    }
+    for my $apxs (grep { defined } $ENV{APXS}, program_path('apxs')) {
+        my $s = run_cmd([$apxs, '-q', 'SBINDIR'], timeout => 30);
+        my $t = run_cmd([$apxs, '-q', 'TARGET'], timeout => 30);
+        chomp(my $bin = "$s->{out}/$t->{out}");
+        return $bin if $s->{rc} == 0 && -x $bin;
     }
     return undef;
 }
@@ -247,7 +285,8 @@ sub _scratch {
 }
 
 # run_cmd(\@argv, timeout => 120, stdin => FILE, env => {K => V})
-# Runs under timeout(1) (SIGKILL 5 s after the TERM).  Returns a hash:
+# Runs under timeout(1) (SIGKILL 5 s after the TERM); env V undef removes K
+# from the command's environment.  Returns a hash:
 # rc (exit status, 124 = timed out, -1 = could not run), out, err, cmd.
 sub run_cmd {
     my ($argv, %o) = @_;
@@ -257,7 +296,9 @@ sub run_cmd {
     my $full = "timeout -k 5 $timeout $cmd"
              . ' <' . ($o{stdin} ? _q($o{stdin}) : '/dev/null')
              . " >$dir/out 2>$dir/err";
-    local %ENV = (%ENV, %{ $o{env} || {} });
+    my %env = %{ $o{env} || {} };
+    local %ENV = (%ENV, map { ($_ => $env{$_}) } grep { defined $env{$_} } keys %env);
+    delete @ENV{ grep { !defined $env{$_} } keys %env };
     system('/bin/sh', '-c', $full);
     my $rc = $? == -1 ? -1 : ($? & 127) ? 128 + ($? & 127) : $? >> 8;
     my %r = (rc => $rc, cmd => $cmd,
