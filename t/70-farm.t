@@ -828,6 +828,9 @@ sub load_attempt_line {
 sub load_worker {
     my ($jobs, $deadline) = @_;
     for my $j (@$jobs) {
+        # no new enrollment while the test sets its lock up (see below)
+        Time::HiRes::sleep(0.05)
+            while -e "$W/load-hold" && Time::HiRes::time() < $deadline;
         for my $n (1 .. 60) {
             last if Time::HiRes::time() >= $deadline;
             my $file = "$j->{log}.$n";
@@ -896,6 +899,10 @@ sub attempt_str {
     ok(wait_until(40, sub { $ndone->() >= $LOAD_KILL_AFTER }),
        "load: $LOAD_KILL_AFTER of 40 enrollments done through the balancer ("
        . sprintf('%.1f s', Time::HiRes::time() - $t_start) . ')');
+    # Hold new enrollments until the lock below is in place: a fast server
+    # would otherwise finish most of the load while psql takes the lock,
+    # leaving little to send after the kill.  Requests in flight go on.
+    spit("$W/load-hold", "1\n");
 
     # every request stops in PostgreSQL at its password
     my $lockq = 'BEGIN; SELECT hash FROM scep_password WHERE hash IN ('
@@ -907,6 +914,7 @@ sub attempt_str {
                                     . "application_name = 'farm-lock' AND wait_event = 'PgSleep'") }),
        'PostgreSQL: the passwords of the load are locked (SELECT ... FOR UPDATE)')
         or diag(slurp("$W/lock.out"));
+    unlink "$W/load-hold";    # the next enrollments stop at the lock
     my $waitq = "SELECT application_name || '|' || CASE WHEN query LIKE '%SET state = 1,%' "
               . "THEN 'reserve' WHEN query LIKE '%SET state = 2,%' THEN 'consume' ELSE 'other' END "
               . "FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'scep-%'";
