@@ -146,6 +146,9 @@ fill_s=$(elapsed "$t0" "$t1")
 if [ -n "$run_user" ]; then
     chown -R "$run_user:$(id -gn "$run_user")" "$dbdir"
 fi
+# the kernel's writeback of those gigabytes must not fall on the
+# measurements (it competes with the fsync of every commit)
+sync
 db_mb=$(( $(stat -c %s "$fulldb") / 1048576 ))
 counts=$(sqlite3 -separator ' ' "$fulldb" "SELECT
     (SELECT COUNT(*) FROM scep_password),
@@ -205,6 +208,8 @@ enroll_run() {
     stop_httpd
     rate=$(num "$run_f" best_enroll_per_s)
     [ -n "$rate" ] || die "no rate in $run_f"
+    cpu=$(num "$run_f" server_cpu_ms_per_enroll)
+    other=$(num "$run_f" other_cores)
 }
 
 rates_json() {
@@ -216,7 +221,7 @@ mean() {
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "null" }'; }
 
 for mode in static otp; do
-    empties= fulls=
+    empties= fulls= ecpu= fcpu= eoth= foth=
     conf_db=$fulldb
     write_conf "$work/scale-full-$mode" "$mode"
     # (not $i: start_httpd and stop_httpd count with it)
@@ -226,16 +231,18 @@ for mode in static otp; do
         write_conf "$work/scale-empty-$mode" "$mode"
         say "$mode: round $round/$rounds, empty store"
         enroll_run "$work/scale-empty-$mode" "empty-$mode-$round" "$mode"
-        e=$rate
+        e=$rate ecpu="$ecpu $cpu" eoth="$eoth $other"
         say "$mode: round $round/$rounds, 1M-row store"
         enroll_run "$work/scale-full-$mode" "full-$mode-$round" "$mode"
-        f=$rate
+        f=$rate fcpu="$fcpu $cpu" foth="$foth $other"
         say "$mode: empty $e/s, full $f/s"
         empties="$empties $e"
         fulls="$fulls $f"
         round=$((round + 1))
     done
     eval "${mode}_empty=\"$empties\" ${mode}_full=\"$fulls\""
+    eval "${mode}_ecpu=\"$ecpu\" ${mode}_fcpu=\"$fcpu\""
+    eval "${mode}_eoth=\"$eoth\" ${mode}_foth=\"$foth\""
 done
 conf_db=
 
@@ -243,8 +250,14 @@ s_e=$(mean $static_empty) s_f=$(mean $static_full)
 o_e=$(mean $otp_empty) o_f=$(mean $otp_full)
 s_r=$(ratio "$s_f" "$s_e")
 o_r=$(ratio "$o_f" "$o_e")
-say "static: empty $s_e/s, full $s_f/s (ratio $s_r); otp: empty $o_e/s," \
-    "full $o_f/s (ratio $o_r)"
+# the server's CPU time per enrollment: what other jobs on the machine
+# change least (they take CPU time away, they do not add to this)
+s_ec=$(mean $static_ecpu) s_fc=$(mean $static_fcpu)
+o_ec=$(mean $otp_ecpu) o_fc=$(mean $otp_fcpu)
+s_cr=$(ratio "$s_ec" "$s_fc")
+o_cr=$(ratio "$o_ec" "$o_fc")
+say "static: empty $s_e/s, full $s_f/s (ratio $s_r; CPU ms $s_ec, $s_fc);" \
+    "otp: empty $o_e/s, full $o_f/s (ratio $o_r; CPU ms $o_ec, $o_fc)"
 
 # ---- 3. the CRL with 100,000 revoked ---------------------------------------------
 say "CRL: scepadm cert revoke with the CA key (3 times)"
@@ -388,12 +401,18 @@ within() { awk -v r="$1" 'BEGIN { if (r == "null") print "null"; else print (r +
     printf '"store": {"passwords": %s, "transactions": %s, "certificates": %s, "revoked_on_crl": %s, "megabytes": %s, "fill_seconds": %s},\n' \
         "$n_pw" "$n_tx" "$n_cert" "$n_revoked" "$db_mb" "$fill_s"
     printf '"seconds_per_run": %s, "concurrency": 16,\n' "$secs"
-    printf '"static": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s},\n' \
+    printf '"static": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s,\n    "empty_server_cpu_ms_per_enroll": %s, "full_server_cpu_ms_per_enroll": %s, "empty_cpu_mean": %s, "full_cpu_mean": %s, "cpu_ratio": %s, "cpu_within_10pct": %s,\n    "empty_other_cores": %s, "full_other_cores": %s},\n' \
         "$(rates_json $static_empty)" "$(rates_json $static_full)" \
-        "$s_e" "$s_f" "$s_r" "$(within "$s_r")"
-    printf '"otp": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s},\n' \
+        "$s_e" "$s_f" "$s_r" "$(within "$s_r")" \
+        "$(rates_json $static_ecpu)" "$(rates_json $static_fcpu)" \
+        "$s_ec" "$s_fc" "$s_cr" "$(within "$s_cr")" \
+        "$(rates_json $static_eoth)" "$(rates_json $static_foth)"
+    printf '"otp": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s,\n    "empty_server_cpu_ms_per_enroll": %s, "full_server_cpu_ms_per_enroll": %s, "empty_cpu_mean": %s, "full_cpu_mean": %s, "cpu_ratio": %s, "cpu_within_10pct": %s,\n    "empty_other_cores": %s, "full_other_cores": %s},\n' \
         "$(rates_json $otp_empty)" "$(rates_json $otp_full)" \
-        "$o_e" "$o_f" "$o_r" "$(within "$o_r")"
+        "$o_e" "$o_f" "$o_r" "$(within "$o_r")" \
+        "$(rates_json $otp_ecpu)" "$(rates_json $otp_fcpu)" \
+        "$o_ec" "$o_fc" "$o_cr" "$(within "$o_cr")" \
+        "$(rates_json $otp_eoth)" "$(rates_json $otp_foth)"
     printf '"crl": {"scepadm_revoke_seconds": %s, "scepadm_revoke_median_s": %s, "entries": %s, "der_bytes": %s, "httpd_regenerate_seconds": %s, "httpd_entries": %s, "httpd_der_bytes": %s, "httpd_served_again_seconds": %s},\n' \
         "$(rates_json $crl_times)" "$(ornull "$crl_med")" \
         "$(ornull "$crl_entries")" "$(ornull "$crl_bytes")" \
@@ -418,8 +437,12 @@ mv -f "$out.tmp" "$out"
         "$n_pw" "$n_tx" "$n_cert" "$n_revoked" "$db_mb" "$fill_s"
     printf '  static challenge  empty %s  full %s  -> %s/s vs %s/s, ratio %s\n' \
         "$static_empty" "$static_full" "$s_e" "$s_f" "$s_r"
+    printf '                    server CPU ms/enrollment %s vs %s, ratio %s\n' \
+        "$s_ec" "$s_fc" "$s_cr"
     printf '  one-time pw       empty %s  full %s  -> %s/s vs %s/s, ratio %s\n' \
         "$otp_empty" "$otp_full" "$o_e" "$o_f" "$o_r"
+    printf '                    server CPU ms/enrollment %s vs %s, ratio %s\n' \
+        "$o_ec" "$o_fc" "$o_cr"
     printf '  CRL (scepadm)     %s s (median %s), %s entries, %s bytes\n' \
         "$crl_times" "$crl_med" "$crl_entries" "$crl_bytes"
     printf '  CRL (scep-crl)    made in %s s (%s entries, %s bytes), again %s s\n' \
