@@ -216,7 +216,7 @@ rates_json() {
     printf '%s\n' "$@" | paste -sd, - | sed 's/^/[/; s/$/]/'
 }
 mean() {
-    printf '%s\n' "$@" | awk '{ s += $1; n++ } END { if (n) printf "%.1f", s / n; else print "null" }'
+    printf '%s\n' "$@" | awk '{ s += $1; n++ } END { if (n) printf "%.2f", s / n; else print "null" }'
 }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b + 0 > 0) printf "%.3f", a / b; else print "null" }'; }
 
