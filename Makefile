@@ -8,7 +8,7 @@
 #   make test-farm  the farm scenario alone (PostgreSQL, two nodes, a balancer)
 #   make bench   the benchmark (bench/results.json, docs/performance.md)
 #   make bench-scale  1M-row store, CRL of 100k, memory over 100k enrollments
-#                (bench/scale.json, about 15 minutes; not part of test)
+#                (bench/scale.json, about 12 minutes; not part of test)
 #   make fuzz    run every libFuzzer target for a bounded time
 
 APXS     ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)

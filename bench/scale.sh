@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/scale.sh -- mod_scep with a large store ("make bench-scale"), about
-# 15 minutes and 7 GB of disk under bench/work.  docs/performance.md
+# 12 minutes and 6 GB of disk under bench/work.  docs/performance.md
 # ("Scaling with data", "Memory over 100,000 enrollments") explains the
 # numbers.  Not part of "make test" or "make bench".
 #
