@@ -31,6 +31,7 @@
 #   BENCH_SCALE_MEMORY=0 skip 4
 #   BENCH_SCALE_MEMORY_N enrollments in 4 (default 100000, in 10 levels)
 #   BENCH_SCALE_KEEP=1   keep the 1M-row database (bench/work/scale-db)
+#   BENCH_SCALE_OUT      the results file (default bench/scale.json)
 #   APXS                 the apxs to ask for httpd (default: apxs on PATH)
 
 set -eu
@@ -48,7 +49,7 @@ keep=${BENCH_SCALE_KEEP:-0}
 gen=$src/build/scep-bench
 adm=$src/build/scepadm
 prio=
-out=$bench/scale.json
+out=${BENCH_SCALE_OUT:-$bench/scale.json}
 
 say() { printf 'bench-scale: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
