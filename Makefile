@@ -9,6 +9,8 @@
 #   make install install the module with apxs
 #   make test-farm  the farm scenario alone (PostgreSQL, two nodes, a balancer)
 #   make bench   the benchmark (bench/results.json, docs/performance.md)
+#   make bench-scale  1M-row store, CRL of 100k, memory over 100k enrollments
+#                (bench/scale.json, about 12 minutes; not part of test)
 #   make fuzz    run every libFuzzer target for a bounded time
 
 APXS     ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -58,7 +60,7 @@ UNITS     = $(patsubst t/unit/%.c,$(B)/t/%,$(UNIT_SRC))
 UNIT_COMMON = $(wildcard t/unit/tap.c)
 
 .PHONY: all deps build run test test-sanitized test-unit test-farm bench \
-        fuzz install install-headers clean check-deps FORCE
+        bench-scale fuzz install install-headers clean check-deps FORCE
 
 all: build
 build: $(B)/mod_scep.so $(B)/libscep.a $(TOOLS) $(UNITS)
@@ -150,6 +152,9 @@ test-farm: deps build
 
 bench: deps build
 	sh bench/run.sh
+
+bench-scale: deps build
+	sh bench/scale.sh
 
 fuzz: build
 	sh fuzz/run.sh
