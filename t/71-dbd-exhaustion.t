@@ -357,15 +357,22 @@ my @REFUSED;
     my $elog = size_of($FRESH->{log});
     my $rlog = size_of("$FRESH->{dir}/logs/retry_log");
     # every slot: psql sessions that sleep; those that come too late give up
-    my @holders = map { $F->sql_background("SELECT pg_sleep($LOCK_S)", "$W/holder-$_.out",
+    # (long enough for a slow, sanitized run to see them all connected and
+    # still make its requests; they end by themselves)
+    my $HOLD_S = 3 * $LOCK_S;
+    my $t_hold = Time::HiRes::time();
+    my @holders = map { $F->sql_background("SELECT pg_sleep($HOLD_S)", "$W/holder-$_.out",
                                             "holder-$_") } 1 .. $MAXCONN;
     push @KIDS, @holders;
     my $full = 0;
-    for (1 .. 60) {
+    while (Time::HiRes::time() - $t_hold < $HOLD_S - 6) {
         $full = !defined $F->sql('SELECT 1', may_fail => 1) and last;
         Time::HiRes::sleep(0.05);
     }
-    ok($full, "PostgreSQL: all $MAXCONN connections in use");
+    ok($full, sprintf "PostgreSQL: all $MAXCONN connections in use (after %.1f s)",
+       Time::HiRes::time() - $t_hold)
+        or diag(join "\n", map { -e "$W/holder-$_.out" ? slurp("$W/holder-$_.out") : '' }
+                1 .. $MAXCONN);
     enroll($job);
     is($job->{http}, 503, 'fresh: an enrollment while the database refuses: HTTP 503')
         or diag($job->{text});
