@@ -2,14 +2,23 @@
 # ("make bench-scale"): the httpd configuration of the benchmark and
 # starting and stopping that httpd, so that both measure the same server.
 #
-# The caller sets: src, moddir, httpd, port, pki, admin_pw, prio (may be
-# empty) and die(); conf_db=FILE makes the server use that database
+# Sets apxs, httpd and moddir (and checks the tools both need). The caller
+# sets: src, port, pki, admin_pw, prio (may be empty) and die(); conf_db=FILE makes the server use that database
 # (which must exist, writable by the server) instead of a new empty one in
 # DIR/db; conf_crl=1 adds a scep-crl handler at /crl/ca.crl
 # (scale.sh; run.sh leaves it out so that its configuration stays as it
 # was measured).
 
 # ---- httpd ------------------------------------------------------------------
+apxs=${APXS:-}
+[ -n "$apxs" ] || apxs=$(command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+[ -x "$apxs" ] || die "apxs not found: make deps"
+httpd=$("$apxs" -q SBINDIR)/$("$apxs" -q TARGET)
+moddir=$("$apxs" -q LIBEXECDIR)
+for tool in curl openssl sqlite3; do
+    command -v $tool >/dev/null 2>&1 || die "$tool is missing: make deps"
+done
+
 # httpd started as root runs its children as an unprivileged user.
 user_lines=
 run_user=

@@ -64,14 +64,10 @@ die() { say "$*"; exit 1; }
 
 case $port$sport in *[!0-9]*) die "ports must be numbers" ;; esac
 
-apxs=${APXS:-}
-[ -n "$apxs" ] || apxs=$(command -v apxs 2>/dev/null || echo /usr/bin/apxs)
-[ -x "$apxs" ] || die "apxs not found: make deps"
-httpd=$("$apxs" -q SBINDIR)/$("$apxs" -q TARGET)
-moddir=$("$apxs" -q LIBEXECDIR)
-for tool in curl openssl sqlite3; do
-    command -v $tool >/dev/null 2>&1 || die "$tool is missing: make deps"
-done
+# apxs, httpd, moddir; write_conf, start_httpd, stop_httpd, httpd_pid,
+# httpd_children, busy_pct
+conf_crl=0
+. "$bench/conf.sh"
 
 # ---- 1. build, PKI ----------------------------------------------------------
 say "building"
@@ -107,10 +103,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 
-# ---- httpd ------------------------------------------------------------------
-# write_conf, start_httpd, stop_httpd, httpd_pid, httpd_children, busy_pct
-conf_crl=0
-. "$bench/conf.sh"
 
 url=http://127.0.0.1:$port/certsrv/mscep/mscep.dll
 common="--cache $cache --concurrency $levels --seconds $secs"

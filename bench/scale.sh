@@ -60,14 +60,10 @@ case $port$secs$rounds$mem_n in *[!0-9]*) die "numbers only" ;; esac
 [ "$mem_n" -ge 1000 ] && [ "$mem_n" -le 200000 ] ||
     die "BENCH_SCALE_MEMORY_N: 1000 to 200000"
 
-apxs=${APXS:-}
-[ -n "$apxs" ] || apxs=$(command -v apxs 2>/dev/null || echo /usr/bin/apxs)
-[ -x "$apxs" ] || die "apxs not found: make deps"
-httpd=$("$apxs" -q SBINDIR)/$("$apxs" -q TARGET)
-moddir=$("$apxs" -q LIBEXECDIR)
-for tool in curl openssl sqlite3; do
-    command -v $tool >/dev/null 2>&1 || die "$tool is missing: make deps"
-done
+# apxs, httpd, moddir; the configuration and start/stop of httpd
+conf_crl=1
+conf_db=
+. "$bench/conf.sh"
 
 say "building"
 make -s -C "$src" --no-print-directory build/mod_scep.so build/scep-bench \
@@ -103,10 +99,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
-
-conf_crl=1
-conf_db=
-. "$bench/conf.sh"
 
 # num FILE KEY -- the first number after "KEY": in a JSON file
 num() {

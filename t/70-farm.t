@@ -100,23 +100,8 @@ sub elapsed { sprintf '%.1f s', Time::HiRes::time() - $T0 }
 # ==== the pieces ==============================================================================
 
 # one PKI for the whole farm, the password key, the admin user
-my $PKI = "$W/pki";
-{
-    my $r = run_cmd(['sh', File::Spec->catfile(top_dir(), 'tools', 'mkpki.sh'), $PKI],
-                    timeout => 60);
-    die "tools/mkpki.sh failed: $r->{out}$r->{err}" if $r->{rc};
-    $r = run_cmd(['openssl', 'rand', '-hex', '32'], timeout => 10);
-    spit("$PKI/otp.key", $r->{out});
-    chmod 0600, "$PKI/otp.key";
-}
-my $ADMIN_PW = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 16;
-{
-    my $r = run_cmd(['openssl', 'passwd', '-apr1', $ADMIN_PW], timeout => 10);
-    chomp(my $h = $r->{out});
-    spit("$W/htpasswd", "admin:$h\n");
-}
+my ($PKI, $ADMIN_PW) = $F->make_pki;
 my $PWKEY = slurp("$PKI/otp.key");
-spit("$W/ca-ra.pem", join '', map { slurp("$PKI/$_") } qw(ca.pem ra-enc.pem ra-sign.pem));
 
 # RSA keys for every device of the run, made in the background: the first
 # batch while PostgreSQL and the nodes start (waited for before the first

@@ -90,22 +90,7 @@ sub elapsed { sprintf '%.1f s', Time::HiRes::time() - $T0 }
 
 # ---- the pieces -------------------------------------------------------------------------------
 
-my $PKI = "$W/pki";
-{
-    my $r = run_cmd(['sh', File::Spec->catfile(top_dir(), 'tools', 'mkpki.sh'), $PKI],
-                    timeout => 60);
-    die "tools/mkpki.sh failed: $r->{out}$r->{err}" if $r->{rc};
-    $r = run_cmd(['openssl', 'rand', '-hex', '32'], timeout => 10);
-    spit("$PKI/otp.key", $r->{out});
-    chmod 0600, "$PKI/otp.key";
-}
-my $ADMIN_PW = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 16;
-{
-    my $r = run_cmd(['openssl', 'passwd', '-apr1', $ADMIN_PW], timeout => 10);
-    chomp(my $h = $r->{out});
-    spit("$W/htpasswd", "admin:$h\n");
-}
-spit("$W/ca-ra.pem", join '', map { slurp("$PKI/$_") } qw(ca.pem ra-enc.pem ra-sign.pem));
+my ($PKI, $ADMIN_PW) = $F->make_pki;
 
 # the device keys, made while PostgreSQL and the nodes start
 my $NKEYS = $N + 3;

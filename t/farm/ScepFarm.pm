@@ -142,6 +142,28 @@ sub _pg_run {
 
 # pg_init(conf => [LINE, ...]): the lines go after ours in
 # postgresql.conf (the last setting of a name wins)
+# The PKI, password key and admin user the nodes of a farm share:
+# tools/mkpki.sh into DIR/pki with a random otp.key, DIR/htpasswd with user
+# "admin" and a random password, and DIR/ca-ra.pem (what a client trusts).
+# Returns the PKI directory and the admin password.
+sub make_pki {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    my $pki = "$dir/pki";
+    my $r = run_cmd(['sh', File::Spec->catfile(top_dir(), 'tools', 'mkpki.sh'), $pki],
+                    timeout => 60);
+    die "tools/mkpki.sh failed: $r->{out}$r->{err}" if $r->{rc};
+    $r = run_cmd(['openssl', 'rand', '-hex', '32'], timeout => 10);
+    spit("$pki/otp.key", $r->{out});
+    chmod 0600, "$pki/otp.key";
+    my $pw = join '', map { ('a' .. 'z', 0 .. 9)[rand 36] } 1 .. 16;
+    $r = run_cmd(['openssl', 'passwd', '-apr1', $pw], timeout => 10);
+    chomp(my $h = $r->{out});
+    spit("$dir/htpasswd", "admin:$h\n");
+    spit("$dir/ca-ra.pem", join '', map { slurp("$pki/$_") } qw(ca.pem ra-enc.pem ra-sign.pem));
+    return ($pki, $pw);
+}
+
 sub pg_init {
     my ($self, %o) = @_;
     my $d = $self->{dir};
