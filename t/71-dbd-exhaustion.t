@@ -341,23 +341,35 @@ my @REFUSED;
     ok($job->{pw}, 'fresh: a password from its admin page');
     my $elog = size_of($FRESH->{log});
     my $rlog = size_of("$FRESH->{dir}/logs/retry_log");
-    # every slot: psql sessions that sleep; those that come too late give up
-    # (long enough for a slow, sanitized run to see them all connected and
-    # still make its requests; they end by themselves)
+    # every slot: psql sessions that sleep.  Whoever connects at the same
+    # moment (this test's own check, a backend of part 1 still exiting)
+    # can make a holder fail with "too many clients", and that slot would
+    # then be free again: so another holder is started whenever a check
+    # still gets in, until none does.  The holders end by themselves (or
+    # are stopped below), long enough for a slow, sanitized run to see them
+    # all connected and still make its requests.
     my $HOLD_S = 3 * $LOCK_S;
     my $t_hold = Time::HiRes::time();
-    my @holders = map { $F->sql_background("SELECT pg_sleep($HOLD_S)", "$W/holder-$_.out",
-                                            "holder-$_") } 1 .. $MAXCONN;
-    push @KIDS, @holders;
+    my $nh = 0;
+    my @holders;
+    my $hold = sub {
+        $nh++;
+        push @holders, $F->sql_background("SELECT pg_sleep($HOLD_S)", "$W/holder-$nh.out",
+                                          "holder-$nh");
+        push @KIDS, $holders[-1];
+    };
+    $hold->() for 1 .. $MAXCONN;
+    Time::HiRes::sleep(0.5);
     my $full = 0;
     while (Time::HiRes::time() - $t_hold < $HOLD_S - 6) {
         $full = !defined $F->sql('SELECT 1', may_fail => 1) and last;
-        Time::HiRes::sleep(0.05);
+        $hold->() if $nh < 4 * $MAXCONN;
+        Time::HiRes::sleep(0.2);
     }
-    ok($full, sprintf "PostgreSQL: all $MAXCONN connections in use (after %.1f s)",
-       Time::HiRes::time() - $t_hold)
+    ok($full, sprintf "PostgreSQL: all $MAXCONN connections in use (after %.1f s, %d holders "
+       . 'started)', Time::HiRes::time() - $t_hold, $nh)
         or diag(join "\n", map { -e "$W/holder-$_.out" ? slurp("$W/holder-$_.out") : '' }
-                1 .. $MAXCONN);
+                1 .. $nh);
     enroll($job);
     is($job->{http}, 503, 'fresh: an enrollment while the database refuses: HTTP 503')
         or diag($job->{text});
@@ -375,6 +387,9 @@ my @REFUSED;
     like($log, qr/SCEP00101: no database connection from mod_dbd: the database refused/,
          "error log: SCEP00101 'the database refused'");
     like($log, qr/too many clients/, "error log: mod_dbd's reason, PostgreSQL's 'too many clients'");
+    # done: the holders stop (PostgreSQL sees their client gone within
+    # client_connection_check_interval)
+    kill 'TERM', @holders;
     waitpid($_, 0) for @holders;
     my %h = map { $_ => 1 } @holders;
     @KIDS = grep { !$h{$_} } @KIDS;
@@ -384,7 +399,7 @@ my @REFUSED;
 {
     for my $n ($POOL, $FRESH) {
         my $h;
-        for (1 .. 20) {
+        for (1 .. 40) {
             $h = http('GET', "$n->{url}/scep-status");
             last if $h->{status} == 200;
             Time::HiRes::sleep(0.25);
