@@ -103,7 +103,7 @@ DEB_PKGS = apache2 apache2-dev libssl-dev openssl libaprutil1-dbd-sqlite3 \
            libstrongswan-extra-plugins certmonger sqlite3 curl make gcc \
            chromium chromium-driver softhsm2 libengine-pkcs11-openssl \
            opensc postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper \
-           clang libclang-rt-14-dev llvm
+           clang libclang-rt-14-dev llvm libsqlite3-dev strace
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

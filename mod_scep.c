@@ -1807,7 +1807,7 @@ scep_db_t *scep_glue_db(void *baton)
 /* Commit the request's open group of statements, if any (see
  * scep_store_begin): before an answer goes out, never while a slow client
  * reads it. */
-apr_status_t scep_glue_db_commit(request_rec *r)
+static apr_status_t db_commit(request_rec *r, int durable)
 {
     scep_db_t *db = ap_get_module_config(r->request_config, &scep_module);
     const char *why = NULL;
@@ -1816,12 +1816,27 @@ apr_status_t scep_glue_db_commit(request_rec *r)
     if (db == NULL || !db->grouped) {
         return APR_SUCCESS;
     }
-    if ((rv = scep_store_commit(db, &why, r->pool)) != APR_SUCCESS) {
+    rv = durable ? scep_store_commit(db, &why, r->pool)
+                 : scep_store_publish(db, &why, r->pool);
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00190)
-                      "SQL store: the request's writes were rolled back: %s",
+                      "SQL store: the request's writes are not on disk: %s",
                       why ? why : "-");
     }
     return rv;
+}
+
+apr_status_t scep_glue_db_commit(request_rec *r)
+{
+    return db_commit(r, 1);
+}
+
+/* Commit the open group for every other connection to see, without
+ * waiting for the disk (scep_store_publish): only where no answer goes out
+ * before the request's next durable commit. */
+apr_status_t scep_glue_db_publish(request_rec *r)
+{
+    return db_commit(r, 0);
 }
 
 static int handle_pkioperation(scep_req_ctx_t *rc, int is_post)

@@ -704,8 +704,9 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                  NULL);
     }
 
-    /* the claim and the reservation are durable before the CA signs */
-    if (db && scep_glue_db_commit(r) != APR_SUCCESS) {
+    /* the claim and the reservation, seen by every node and child before
+     * the CA signs; durable with the outcome's commit, before any answer */
+    if (db && scep_glue_db_publish(r) != APR_SUCCESS) {
         return store_unavailable(r, "transaction claim", "not committed");
     }
     issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, &reply);

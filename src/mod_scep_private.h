@@ -95,6 +95,7 @@ int scep_glue_store_on(const scep_dir_conf_t *c);
  *  NULL when there is none; logged once per request. */
 scep_db_t *scep_glue_db(void *baton);
 apr_status_t scep_glue_db_commit(request_rec *r);
+apr_status_t scep_glue_db_publish(request_rec *r);
 
 /** After scep_glue_db gave NULL: the Retry-After of the 503 (sooner when
  *  this child's connections were all in use than when the database

@@ -37,9 +37,19 @@ void scep_store_child_init(apr_global_mutex_t *lock);
 apr_status_t scep_store_begin(scep_db_t *db, const char **why, apr_pool_t *p);
 
 /** Commit the group scep_store_begin() opened (a no-op when none is open);
- * on failure the group is rolled back and nothing of it was written. */
+ * on failure the group is rolled back and nothing of it was written.  It
+ * returns once the group is durable (SQLite in WAL mode: synced after the
+ * lock is released; see scep_store.c). */
 apr_status_t scep_store_commit(scep_db_t *db, const char **why,
                                apr_pool_t *p);
+
+/** Commit the group as scep_store_commit() does, visible to every other
+ * connection at once, but without waiting for the disk (SQLite in WAL mode
+ * with synchronous FULL): it is durable with the next durable commit of
+ * the database.  For writes that no answer depends on before the same
+ * request commits again (the claim before the CA is asked). */
+apr_status_t scep_store_publish(scep_db_t *db, const char **why,
+                                apr_pool_t *p);
 
 apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
                              const char **why, apr_pool_t *p,
