@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_global_mutex.h>
 
@@ -756,6 +757,8 @@ apr_status_t scep_tx_set_decider(scep_db_t *db, const char *endpoint,
     return scep_store_exec(db, "scep_tx_decider", NULL, why, p, 3, args);
 }
 
+static apr_uint32_t nonce_purge_due;
+
 apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
                               apr_int64_t now, apr_int64_t window,
                               int *replayed, const char **why, apr_pool_t *p)
@@ -770,8 +773,12 @@ apr_status_t scep_nonce_check(scep_db_t *db, const char *nonce_hex,
     args[1] = scep_store_i64(now, p);
     rv = scep_store_exec(db, "scep_nonce_add", &n, why, p, 2, args);
     if (rv == APR_SUCCESS && n == 1) {
-        /* now and then, forget nonces older than the window */
-        if ((now % 64) == 0) {
+        /* now and then (once a minute per process, not for every request
+         * of one second in 64), forget nonces older than the window */
+        apr_uint32_t due = apr_atomic_read32(&nonce_purge_due);
+        if ((apr_uint32_t)now >= due
+            && apr_atomic_cas32(&nonce_purge_due, (apr_uint32_t)now + 60,
+                                due) == due) {
             const char *w2 = NULL;
             args[0] = scep_store_i64(now - window, p);
             scep_store_exec(db, "scep_nonce_purge", NULL, &w2, p, 1, args);
