@@ -218,7 +218,30 @@ typedef struct {
     int wal;     /* WAL with synchronous FULL or EXTRA: commit at NORMAL,
                     sync after the lock */
     int level;   /* synchronous as configured, put back after each group */
+    /* BEGIN and COMMIT, prepared once per connection; NULL: not */
+    apr_dbd_prepared_t *begin, *commit;
 } conn_sync_t;
+
+static apr_dbd_prepared_t *prepare(scep_db_t *db, apr_pool_t *cp,
+                                   const char *sql)
+{
+    apr_dbd_prepared_t *st = NULL;
+
+    return apr_dbd_prepare(db->driver, cp, db->handle, sql, NULL, &st) == 0
+           ? st : NULL;
+}
+
+/* run one of them, or the same SQL unprepared */
+static int run(scep_db_t *db, apr_dbd_prepared_t *st, const char *sql,
+               apr_pool_t *p)
+{
+    int n = 0;
+
+    if (st && p) {
+        return apr_dbd_pquery(db->driver, p, db->handle, &n, st, 0, NULL);
+    }
+    return apr_dbd_query(db->driver, db->handle, &n, sql);
+}
 
 #define CONN_SYNC_KEY "scep-store-sync"
 
@@ -270,6 +293,10 @@ static conn_sync_t *conn_sync(scep_db_t *db, apr_pool_t *p)
     cs->wal = file_control != NULL && mode && !strcasecmp(mode, "wal")
               && (cs->level == 2 || cs->level == 3)
               && apr_dbd_native_handle(db->driver, db->handle) != NULL;
+    /* not the PRAGMAs: SQLite applies PRAGMA synchronous when it compiles
+     * the statement, and a prepared one does nothing when it runs */
+    cs->begin = prepare(db, cp, "BEGIN IMMEDIATE");
+    cs->commit = prepare(db, cp, "COMMIT");
     apr_pool_userdata_setn(cs, CONN_SYNC_KEY, NULL, cp);
     return cs;
 }
@@ -309,7 +336,7 @@ static apr_status_t group_cleanup(void *data)
  * whose sync comes after the lock */
 apr_status_t scep_store_begin(scep_db_t *db, const char **why, apr_pool_t *p)
 {
-    int n = 0, rc, late = 0;
+    int rc, late = 0;
     conn_sync_t *cs;
 
     if (!groups(db) || db->grouped) {
@@ -317,17 +344,16 @@ apr_status_t scep_store_begin(scep_db_t *db, const char **why, apr_pool_t *p)
     }
     if ((cs = conn_sync(db, p)) != NULL && cs->wal) {
         /* not within a transaction: SQLite refuses that */
-        late = apr_dbd_query(db->driver, db->handle, &n,
-                             "PRAGMA synchronous = NORMAL") == 0;
+        late = run(db, NULL, "PRAGMA synchronous = NORMAL", p) == 0;
     }
     apr_global_mutex_lock(group_lock);
-    rc = apr_dbd_query(db->driver, db->handle, &n, "BEGIN IMMEDIATE");
+    rc = run(db, cs ? cs->begin : NULL, "BEGIN IMMEDIATE", p);
     if (rc != 0) {
         *why = apr_psprintf(p, "BEGIN IMMEDIATE: %s",
                             apr_dbd_error(db->driver, db->handle, rc));
         if (late) {
-            apr_dbd_query(db->driver, db->handle, &n, apr_psprintf(
-                              p, "PRAGMA synchronous = %d", cs->level));
+            run(db, NULL, apr_psprintf(p, "PRAGMA synchronous = %d",
+                                       cs->level), p);
         }
         apr_global_mutex_unlock(group_lock);
         return APR_EGENERAL;
@@ -343,12 +369,15 @@ static apr_status_t commit(scep_db_t *db, int durable, const char **why,
     int n = 0, rc, late;
     apr_status_t rv = APR_SUCCESS;
     char restore[32];
+    conn_sync_t *cs;
 
     if (db == NULL || !db->grouped) {
         return APR_SUCCESS;
     }
     late = db->grouped == 2;
-    rc = apr_dbd_query(db->driver, db->handle, &n, "COMMIT");
+    cs = db->prepared ? conn_sync(db, p ? p : apr_hash_pool_get(
+                                      db->prepared)) : NULL;
+    rc = run(db, cs ? cs->commit : NULL, "COMMIT", p);
     if (rc != 0) {
         if (p) {
             *why = apr_psprintf(p, "COMMIT: %s (rolled back)",
@@ -361,12 +390,9 @@ static apr_status_t commit(scep_db_t *db, int durable, const char **why,
         rv = APR_EGENERAL;
     }
     if (late) {
-        conn_sync_t *cs = conn_sync(db, p ? p : apr_hash_pool_get(
-                                        db->prepared));
         apr_snprintf(restore, sizeof(restore), "PRAGMA synchronous = %d",
                      cs ? cs->level : 2);
-        if (apr_dbd_query(db->driver, db->handle, &n, restore) != 0
-            && cs) {
+        if (run(db, NULL, restore, p) != 0 && cs) {
             /* never leave the connection's other writes unsynced */
             cs->wal = 0;
             apr_dbd_query(db->driver, db->handle, &n, restore);
