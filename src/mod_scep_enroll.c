@@ -466,7 +466,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     scep_db_t *db = NULL;
     scep_tx_row_t *tx = NULL;
     const char *pw = NULL, *subject, *digest = NULL, *why = NULL, *rule = NULL;
-    const char *tmpl, *serial;
+    const char *tmpl, *serial = NULL, *issued_b64 = NULL;
     apr_int64_t now = apr_time_sec(r->request_time);
     unsigned char md[SHA256_DIGEST_LENGTH];
     const char *signer_why, *signer_rule = NULL;
@@ -710,6 +710,12 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         return store_unavailable(r, "transaction claim", "not committed");
     }
     issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, &reply);
+    if (reply.status == SCEP_CA_ISSUED) {
+        /* encoded before the store lock is taken, not under it */
+        serial = scep_serial_str(X509_get0_serialNumber(
+                                     sk_X509_value(reply.certs, 0)), r->pool);
+        issued_b64 = db ? certs_b64(reply.certs, r->pool) : NULL;
+    }
     /* the outcome, the certificate and the password: one commit again */
     if (db && scep_store_begin(db, &why, r->pool) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEP_LOGNO(00034)
@@ -724,10 +730,8 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                  ? "rejected" : "error", NULL));
     switch (reply.status) {
     case SCEP_CA_ISSUED:
-        serial = scep_serial_str(X509_get0_serialNumber(
-                                     sk_X509_value(reply.certs, 0)), r->pool);
         if (db && scep_tx_set_issued(db, pool_name(c), msg->transaction_id,
-                                     certs_b64(reply.certs, r->pool), serial,
+                                     issued_b64, serial,
                                      now, &why, r->pool) != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEP_LOGNO(00103)
                           "certificate %s issued for transaction %s but not "
@@ -735,9 +739,6 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         }
         scep_certs_issued(r, c, reply.certs, msg->transaction_id, prof->name);
         NOTIFY(SCEP_OUTCOME_ISSUED);
-        apr_table_setn(r->notes, "scep-audit-serial", serial);
-        scep_audit(r, msg, "issued", -1, renewal ? "renewal" : "challenge",
-                   NULL);
         if (renewal && prof->revoke_on_renewal && db) {
             int reason = 4 /* superseded */, already = 0;
             apr_int64_t crl_number = 0;
@@ -750,6 +751,17 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                               "certificate %s: %s", old, why);
             }
         }
+        /* not recorded, not handed out: the device retries, and its retry
+         * takes the transaction over once it is abandoned */
+        if (db && scep_glue_db_commit(r) != APR_SUCCESS) {
+            return store_unavailable(r, "certificate record",
+                                     apr_psprintf(r->pool, "certificate %s "
+                                                  "withheld", serial));
+        }
+        /* audited and logged once it is recorded, outside the store lock */
+        apr_table_setn(r->notes, "scep-audit-serial", serial);
+        scep_audit(r, msg, "issued", -1, renewal ? "renewal" : "challenge",
+                   NULL);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEP_LOGNO(00013)
                       "%s issued: transaction %s, subject %s, serial %s, "
                       "profile %s, CA provider %s, %s%s, %s/%s",
@@ -761,13 +773,6 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                         r->pool) : c->challenge_name,
                       OBJ_nid2sn(msg->cipher_nid),
                       OBJ_nid2sn(msg->digest_nid));
-        /* not recorded, not handed out: the device retries, and its retry
-         * takes the transaction over once it is abandoned */
-        if (db && scep_glue_db_commit(r) != APR_SUCCESS) {
-            return store_unavailable(r, "certificate record",
-                                     apr_psprintf(r->pool, "certificate %s "
-                                                  "withheld", serial));
-        }
         return scep_glue_certrep(rc, msg, SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE,
                                  reply.certs);
     case SCEP_CA_PENDING:

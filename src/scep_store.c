@@ -389,7 +389,10 @@ static apr_status_t commit(scep_db_t *db, int durable, const char **why,
         apr_dbd_query(db->driver, db->handle, &n, "ROLLBACK");
         rv = APR_EGENERAL;
     }
+    db->grouped = 0;
+    apr_global_mutex_unlock(group_lock);
     if (late) {
+        /* the connection's own setting: no need for the lock */
         apr_snprintf(restore, sizeof(restore), "PRAGMA synchronous = %d",
                      cs ? cs->level : 2);
         if (run(db, NULL, restore, p) != 0 && cs) {
@@ -398,8 +401,6 @@ static apr_status_t commit(scep_db_t *db, int durable, const char **why,
             apr_dbd_query(db->driver, db->handle, &n, restore);
         }
     }
-    db->grouped = 0;
-    apr_global_mutex_unlock(group_lock);
     if (rv == APR_SUCCESS && late && durable) {
         rv = sync_wal(db, why, p);
     }
