@@ -2009,6 +2009,8 @@ static apr_status_t child_exiting(void *d)
  * leave OpenSSL alone (see scep_pki_process_exiting). */
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    const char *why;
+
     if (store_mutex != NULL
         && apr_global_mutex_child_init(&store_mutex,
                                        apr_global_mutex_lockfile(store_mutex),
@@ -2021,6 +2023,13 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
     }
     scep_store_child_init(store_mutex);
     dbd_slots_child_init(pchild, s);
+    /* requests are parsed in a library context of their own (scep_msg.h);
+     * without it as before, only slower */
+    if (scep_msg_parse_init(&why) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SCEP_LOGNO(00193)
+                     "requests are parsed in OpenSSL's global library "
+                     "context: %s", why);
+    }
     apr_pool_cleanup_register(pchild, NULL, child_exiting,
                               apr_pool_cleanup_null);
 }

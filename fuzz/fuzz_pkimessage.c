@@ -17,8 +17,12 @@ static scep_profile_t *prof;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    const char *why;
+
     (void)argc;
     (void)argv;
+    /* parsed as the server parses (scep_msg.h) */
+    (void)scep_msg_parse_init(&why);
     recipients[0] = scep_fuzz_ra();
     recipients[1] = NULL;
     ctx.recipients = recipients;

@@ -4,6 +4,7 @@
  */
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 
 #include <apr_lib.h>
@@ -11,8 +12,11 @@
 
 #include <openssl/asn1t.h>
 #include <openssl/cms.h>
+#include <openssl/core.h>
+#include <openssl/core_dispatch.h>
 #include <openssl/err.h>
 #include <openssl/pkcs7.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -46,6 +50,205 @@ const ASN1_OBJECT *scep_oid(scep_oid_e which)
 {
     CRYPTO_THREAD_run_once(&oid_once, oid_init);
     return oid_tab[which];
+}
+
+/* ---- a library context for parsing requests ---------------------------- */
+
+/*
+ * OpenSSL 3.0 decodes the key of every SubjectPublicKeyInfo it parses (the
+ * certificates of a request's SignedData, its CSR) with a decoder context
+ * that it builds each time by going through every key manager and every
+ * decoder of every provider of the library context (3.2 caches it), an
+ * eighth of the server's CPU.  Requests are therefore parsed in a library
+ * context of their own, whose one provider ("scep-parse") hands out the
+ * algorithms of the global context's default provider, with that
+ * provider's own provctx, but of its decoders only those the DER
+ * SubjectPublicKeyInfo path uses.  The keys decoded there belong to that
+ * context; the SignedData and the CSR are verified there too, and a key
+ * used with one of the global context (EVP_PKEY_eq, a chain check against
+ * the CA certificate) is exported across by OpenSSL as usual.
+ *
+ * Set up once per process by scep_msg_parse_init(), never torn down (the
+ * objects parsed in it live in pools until the process ends).  Without it
+ * requests are parsed in the global context, as before.
+ */
+static CRYPTO_ONCE parse_once = CRYPTO_ONCE_STATIC_INIT;
+static OSSL_LIB_CTX *parse_libctx;
+static OSSL_PROVIDER *parse_deflt;        /* the global default provider */
+static OSSL_ALGORITHM *parse_decoders;    /* the decoders kept, terminated */
+static const char *parse_why;             /* why there is no parse context */
+
+/* Is @a item one of the comma-separated properties of @a def? */
+static int prop_has(const char *def, const char *item)
+{
+    size_t n = strlen(item);
+
+    while (def != NULL && *def != '\0') {
+        while (*def == ' ') {
+            def++;
+        }
+        if (strncasecmp(def, item, n) == 0
+            && (def[n] == '\0' || def[n] == ',' || def[n] == ' ')) {
+            return 1;
+        }
+        def = strchr(def, ',');
+        if (def != NULL) {
+            def++;
+        }
+    }
+    return 0;
+}
+
+static const OSSL_ALGORITHM *parse_prov_query(void *provctx, int operation,
+                                              int *no_cache)
+{
+    (void)provctx;
+    if (operation == OSSL_OP_DECODER) {
+        *no_cache = 0;
+        return parse_decoders;
+    }
+    return OSSL_PROVIDER_query_operation(parse_deflt, operation, no_cache);
+}
+
+static void parse_prov_unquery(void *provctx, int operation,
+                               const OSSL_ALGORITHM *algs)
+{
+    (void)provctx;
+    if (operation != OSSL_OP_DECODER) {
+        OSSL_PROVIDER_unquery_operation(parse_deflt, operation, algs);
+    }
+}
+
+static int parse_prov_capabilities(void *provctx, const char *capability,
+                                   OSSL_CALLBACK *cb, void *arg)
+{
+    (void)provctx;
+    return OSSL_PROVIDER_get_capabilities(parse_deflt, capability, cb, arg);
+}
+
+/* No teardown: the provctx is the default provider's. */
+static const OSSL_DISPATCH parse_prov_dispatch[] = {
+    { OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))parse_prov_query },
+    { OSSL_FUNC_PROVIDER_UNQUERY_OPERATION,
+      (void (*)(void))parse_prov_unquery },
+    { OSSL_FUNC_PROVIDER_GET_CAPABILITIES,
+      (void (*)(void))parse_prov_capabilities },
+    { 0, NULL }
+};
+
+static int parse_prov_init(const OSSL_CORE_HANDLE *handle,
+                           const OSSL_DISPATCH *in, const OSSL_DISPATCH **out,
+                           void **provctx)
+{
+    (void)handle;
+    (void)in;
+    *provctx = OSSL_PROVIDER_get0_provider_ctx(parse_deflt);
+    *out = parse_prov_dispatch;
+    return *provctx != NULL;
+}
+
+/* The default provider's SubjectPublicKeyInfo decoders (DER to key, and
+ * the one that reads the algorithm to pick the key type), copied once. */
+static int parse_pick_decoders(void)
+{
+    const OSSL_ALGORITHM *all;
+    int no_cache = 0, i, n = 0;
+
+    all = OSSL_PROVIDER_query_operation(parse_deflt, OSSL_OP_DECODER,
+                                        &no_cache);
+    for (i = 0; all != NULL && all[i].algorithm_names != NULL; i++) {
+        continue;
+    }
+    parse_decoders = OPENSSL_zalloc(sizeof(*parse_decoders) * (i + 1));
+    for (i = 0; parse_decoders && all[i].algorithm_names != NULL; i++) {
+        if (prop_has(all[i].property_definition, "input=der")
+            && prop_has(all[i].property_definition,
+                        "structure=SubjectPublicKeyInfo")) {
+            parse_decoders[n++] = all[i];
+        }
+    }
+    if (all != NULL) {
+        OSSL_PROVIDER_unquery_operation(parse_deflt, OSSL_OP_DECODER, all);
+    }
+    return n;
+}
+
+static void parse_init(void)
+{
+    OSSL_LIB_CTX *lc = NULL;
+
+    /* only where the global context has the default provider (not with a
+     * FIPS-only configuration, say): the same algorithms are used then */
+    if (!OSSL_PROVIDER_available(NULL, "default")
+        || (parse_deflt = OSSL_PROVIDER_try_load(NULL, "default", 1))
+           == NULL) {
+        parse_why = "OpenSSL's default provider is not loaded";
+        goto leave;
+    }
+    if (parse_pick_decoders() == 0) {
+        parse_why = "the default provider has no SubjectPublicKeyInfo "
+                    "decoders";
+        goto leave;
+    }
+    if ((lc = OSSL_LIB_CTX_new()) == NULL
+        || !OSSL_PROVIDER_add_builtin(lc, "scep-parse", parse_prov_init)
+        || OSSL_PROVIDER_load(lc, "scep-parse") == NULL) {
+        parse_why = "cannot load the parsing provider";
+        goto leave;
+    }
+    parse_libctx = lc;
+    lc = NULL;
+
+leave:
+    if (parse_libctx == NULL) {
+        OSSL_LIB_CTX_free(lc);
+        OPENSSL_free(parse_decoders);
+        parse_decoders = NULL;
+        if (parse_deflt != NULL) {
+            OSSL_PROVIDER_unload(parse_deflt);
+            parse_deflt = NULL;
+        }
+    }
+    ERR_clear_error();
+}
+
+apr_status_t scep_msg_parse_init(const char **why)
+{
+    if (!CRYPTO_THREAD_run_once(&parse_once, parse_init)) {
+        *why = "CRYPTO_THREAD_run_once failed";
+        return APR_EGENERAL;
+    }
+    *why = parse_why;
+    return parse_libctx != NULL ? APR_SUCCESS : APR_ENOTIMPL;
+}
+
+/* A CMS ContentInfo made in the parsing context and decoded into: its
+ * certificates and their keys are decoded there, and verified there. */
+static CMS_ContentInfo *parse_cms(const unsigned char **in, long len)
+{
+    CMS_ContentInfo *cms;
+
+    if (parse_libctx == NULL) {
+        return d2i_CMS_ContentInfo(NULL, in, len);
+    }
+    if ((cms = CMS_ContentInfo_new_ex(parse_libctx, NULL)) == NULL) {
+        return NULL;
+    }
+    /* frees it and sets it to NULL on failure */
+    return d2i_CMS_ContentInfo(&cms, in, len);
+}
+
+/* The CSR's key is decoded in the parsing context.  (d2i into an
+ * X509_REQ_new_ex() object would not do: its X509_PUBKEY exists already,
+ * made without the context.)  It is verified with X509_REQ_verify_ex(). */
+static X509_REQ *parse_req(const unsigned char **in, long len)
+{
+    if (parse_libctx == NULL) {
+        return d2i_X509_REQ(NULL, in, len);
+    }
+    return (X509_REQ *)ASN1_item_d2i_ex(NULL, in, len,
+                                        ASN1_ITEM_rptr(X509_REQ),
+                                        parse_libctx, NULL);
 }
 
 /* ---- IssuerAndSubject (GetCertInitial) -------------------------------- */
@@ -416,7 +619,7 @@ apr_status_t scep_msg_decode(scep_msg_t **pmsg, scep_decode_result_t *res,
         res->why = "empty message";
         return APR_EINVAL;
     }
-    cms = own_cms(p, d2i_CMS_ContentInfo(NULL, &q, (long)len));
+    cms = own_cms(p, parse_cms(&q, (long)len));
     /* Bytes after the DER are no part of what was signed.  A line end or
      * NUL padding some HTTP stacks append is tolerated; anything else is a
      * different message glued on, and refused rather than ignored. */
@@ -523,12 +726,12 @@ apr_status_t scep_msg_decode(scep_msg_t **pmsg, scep_decode_result_t *res,
     switch (msg->message_type) {
     case SCEP_MT_PKCSREQ:
     case SCEP_MT_RENEWALREQ:
-        msg->csr = scep_own_req(p, d2i_X509_REQ(NULL, &q,
-                                                (long)msg->content_len));
+        msg->csr = scep_own_req(p, parse_req(&q, (long)msg->content_len));
         if (msg->csr == NULL) {
             FAIL(SCEP_FAIL_BADREQUEST, "malformed CSR: %s", scep_ssl_errors(p));
         }
-        if (X509_REQ_verify(msg->csr, X509_REQ_get0_pubkey(msg->csr)) != 1) {
+        if (X509_REQ_verify_ex(msg->csr, X509_REQ_get0_pubkey(msg->csr),
+                               parse_libctx, NULL) != 1) {
             FAIL(SCEP_FAIL_BADMSGCHECK, "CSR self-signature does not verify: %s",
                  scep_ssl_errors(p));
         }

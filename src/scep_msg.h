@@ -109,6 +109,17 @@ typedef struct scep_decode_result_t {
     const char *why;      /* one line, for the log; NULL when good */
 } scep_decode_result_t;
 
+/**
+ * Parse requests from now on in a library context of their own, whose
+ * provider offers the default provider's algorithms but only the decoders a
+ * SubjectPublicKeyInfo needs: OpenSSL 3.0 builds a decoder context from all
+ * decoders of the context for every certificate and CSR key it parses.
+ * Once per process, before threads use scep_msg_decode(); later calls only
+ * say how the first went.  APR_SUCCESS when set up; otherwise @a why says
+ * why not, and requests are parsed in the global context as before.
+ */
+apr_status_t scep_msg_parse_init(const char **why);
+
 apr_status_t scep_msg_decode(scep_msg_t **pmsg, scep_decode_result_t *res,
                              const scep_decode_ctx_t *ctx,
                              const unsigned char *der, apr_size_t len,

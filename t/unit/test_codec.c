@@ -791,6 +791,150 @@ static void test_decode_bad_csr(apr_pool_t *p)
            "GetCert malformed IssuerAndSerialNumber: badRequest");
 }
 
+/* A device with another kind of key: its CSR carries it, and the request
+ * is signed with it when @a sign (an RSA-PSS signer fails CMS_verify with
+ * "illegal or unsupported padding mode", with or without the parsing
+ * context); with an EC key the CertRep is encrypted to its certificate too
+ * (key agreement). */
+static void key_client(EVP_PKEY *key, int sign, const char *what,
+                       const char *group, apr_pool_t *p)
+{
+    X509 *cert;
+    X509_REQ *csr;
+    scep_req_t req;
+    scep_msg_t *msg;
+    scep_decode_result_t res;
+    scep_certrep_t rep;
+    const unsigned char *der, *csr_der;
+    apr_size_t len, csr_len;
+    const char *why = NULL;
+    char got[64] = "";
+    apr_status_t rv;
+
+    if (!ok(key != NULL, "%s: key made", what)) {
+        return;
+    }
+    key = scep_own_pkey(p, key);
+    cert = scep_tap_cert(p, "device", key, NULL, NULL, 0, 0, 1);
+    csr = scep_tap_csr(p, "device", key, "secret");
+    csr_der = scep_tap_csr_der(p, csr, &csr_len);
+
+    default_req(&req);
+    if (sign) {
+        req.signer_cert = cert;
+        req.signer_key = key;
+    }
+    req.content = csr_der;
+    req.content_len = csr_len;
+    rv = encode_decode(&req, NULL, &msg, &res, p);
+    is_int(rv, APR_SUCCESS, "%s: decode returns APR_SUCCESS", what);
+    if (!is_int(res.fail_info, SCEP_FAIL_NONE, "%s: no failInfo", what)) {
+        diag("why: %s", res.why ? res.why : "(none)");
+    }
+    if (msg->signer == NULL || msg->csr == NULL) {
+        ok(0, "%s: signer and CSR decoded", what);
+        return;
+    }
+    is_int(EVP_PKEY_eq(X509_get0_pubkey(msg->signer),
+                       X509_REQ_get0_pubkey(msg->csr)) == 1, sign,
+           "%s: signer key %s CSR key", what, sign ? "==" : "!=");
+    is_int(EVP_PKEY_eq(key, X509_REQ_get0_pubkey(msg->csr)), 1,
+           "%s: CSR key == the device's key", what);
+    is_int(EVP_PKEY_get_bits(X509_REQ_get0_pubkey(msg->csr)),
+           EVP_PKEY_get_bits(key), "%s: key size", what);
+    if (group == NULL) {
+        ERR_clear_error();
+        return;
+    }
+    EVP_PKEY_get_utf8_string_param(X509_REQ_get0_pubkey(msg->csr), "group",
+                                   got, sizeof(got), NULL);
+    is_str(got, group, "%s: curve of the CSR key", what);
+
+    /* the answer, encrypted to the signer certificate as decoded */
+    default_rep(&rep, SCEP_STATUS_SUCCESS, p);
+    rep.encrypt_to = msg->signer;
+    rv = scep_certrep_encode(&der, &len, &rep, &why, p);
+    if (!ok(rv == APR_SUCCESS, "%s: CertRep encrypted to the signer", what)) {
+        diag("scep_certrep_encode: %s", why ? why : "(no reason)");
+        return;
+    }
+    rv = scep_certrep_decode(&msg, &why, der, len,
+                             scep_tap_certs(p, pki.sign, NULL), cert, key, p);
+    if (!ok(rv == APR_SUCCESS && msg->pki_status == SCEP_STATUS_SUCCESS,
+            "%s: the device decrypts the CertRep", what)) {
+        diag("scep_certrep_decode: %s", why ? why : "(no reason)");
+    }
+    ERR_clear_error();
+}
+
+static void test_other_keys(apr_pool_t *p)
+{
+    EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+    EVP_PKEY *pss = NULL;
+
+    key_client(EVP_EC_gen("P-256"), 1, "EC P-256", "prime256v1", p);
+    if (kctx == NULL || EVP_PKEY_keygen_init(kctx) != 1
+        || EVP_PKEY_CTX_set_rsa_keygen_bits(kctx, 2048) != 1
+        || EVP_PKEY_keygen(kctx, &pss) != 1) {
+        pss = NULL;
+    }
+    EVP_PKEY_CTX_free(kctx);
+    key_client(pss, 0, "RSA-PSS", NULL, p);
+}
+
+/* ---- the parsing library context -------------------------------------- */
+
+/* Decoded in the parsing context (scep_msg_parse_init): the keys work with
+ * each other and with keys and certificates of the global context, as the
+ * enrollment, the renewal check and the CA providers use them. */
+static void test_parse_context(apr_pool_t *p)
+{
+    scep_req_t req;
+    scep_msg_t *msg;
+    scep_decode_result_t res;
+    apr_status_t rv;
+    EVP_PKEY *signer_key, *csr_key;
+    X509_STORE *store;
+    X509_STORE_CTX *sctx;
+
+    default_req(&req);
+    req.signer_cert = pki.issued;
+    req.message_type = SCEP_MT_RENEWALREQ;
+    rv = encode_decode(&req, NULL, &msg, &res, p);
+    is_int(rv, APR_SUCCESS, "RenewalReq: decode returns APR_SUCCESS");
+    if (!is_int(res.fail_info, SCEP_FAIL_NONE, "RenewalReq: no failInfo")) {
+        diag("why: %s", res.why ? res.why : "(none)");
+    }
+    if (msg->signer == NULL || msg->csr == NULL) {
+        ok(0, "RenewalReq: signer and CSR decoded");
+        return;
+    }
+    signer_key = X509_get0_pubkey(msg->signer);
+    csr_key = X509_REQ_get0_pubkey(msg->csr);
+    ok(signer_key != NULL && csr_key != NULL, "keys decoded");
+    is_int(EVP_PKEY_eq(signer_key, csr_key), 1, "signer key == CSR key");
+    is_int(EVP_PKEY_eq(X509_get0_pubkey(pki.issued), csr_key), 1,
+           "CSR key == the same key parsed in the global context");
+    is_int(EVP_PKEY_eq(X509_get0_pubkey(pki.other), csr_key), 0,
+           "CSR key != another key of the global context");
+    is_int(EVP_PKEY_get_bits(csr_key), 2048, "CSR key size");
+    ok(EVP_PKEY_is_a(csr_key, "RSA"), "CSR key is RSA");
+    is_int(X509_verify(msg->signer, X509_get0_pubkey(pki.ca)), 1,
+           "signer certificate verifies with the CA key");
+    is_int(X509_REQ_verify(msg->csr, csr_key), 1,
+           "X509_REQ_verify of the decoded CSR");
+
+    /* the renewal check: a chain to the CA certificate */
+    store = X509_STORE_new();
+    sctx = X509_STORE_CTX_new();
+    ok(store && sctx && X509_STORE_add_cert(store, pki.ca) == 1
+       && X509_STORE_CTX_init(sctx, store, msg->signer, NULL) == 1
+       && X509_verify_cert(sctx) == 1, "signer chains to the CA");
+    X509_STORE_CTX_free(sctx);
+    X509_STORE_free(store);
+    ERR_clear_error();
+}
+
 int main(void)
 {
     apr_pool_t *pool;
@@ -815,6 +959,32 @@ int main(void)
     scep_tap_run("decode: messageType", test_decode_message_type);
     scep_tap_run("decode: missing attributes", test_decode_missing_attrs);
     scep_tap_run("decode: bad CSR", test_decode_bad_csr);
+    scep_tap_run("EC and RSA-PSS client keys", test_other_keys);
+
+    /* again, parsed in the library context of scep_msg_parse_init() */
+    {
+        const char *why = NULL;
+
+        if (!ok(scep_msg_parse_init(&why) == APR_SUCCESS,
+                "scep_msg_parse_init")) {
+            diag("why: %s", why ? why : "(none)");
+        }
+    }
+    scep_tap_run("parse context: round trip per cipher", test_ciphers);
+    scep_tap_run("parse context: round trip per digest", test_digests);
+    scep_tap_run("parse context: recipients", test_recipients);
+    scep_tap_run("parse context: CertPoll and GetCert content",
+                 test_other_types);
+    scep_tap_run("parse context: keys across contexts", test_parse_context);
+    scep_tap_run("parse context: EC and RSA-PSS client keys",
+                 test_other_keys);
+    scep_tap_run("parse context: decode: garbage", test_decode_garbage);
+    scep_tap_run("parse context: decode: badAlg", test_decode_bad_alg);
+    scep_tap_run("parse context: decode: bad signature",
+                 test_decode_bad_signature);
+    scep_tap_run("parse context: decode: messageType",
+                 test_decode_message_type);
+    scep_tap_run("parse context: decode: bad CSR", test_decode_bad_csr);
 
     apr_pool_destroy(pool);
     if (prov_legacy) {
