@@ -3,11 +3,29 @@
 # starting and stopping that httpd, so that both measure the same server.
 #
 # Sets apxs, httpd and moddir (and checks the tools both need). The caller
-# sets: src, port, pki, admin_pw, prio (may be empty) and die(); conf_db=FILE makes the server use that database
+# sets: src, bench, cache, work, port, prio (may be empty) and die(), and
+# calls bench_pki (pki, challenge, admin_pw) before write_conf; conf_db=FILE
+# makes the server use that database
 # (which must exist, writable by the server) instead of a new empty one in
 # DIR/db; conf_crl=1 adds a scep-crl handler at /crl/ca.crl
 # (scale.sh; run.sh leaves it out so that its configuration stays as it
 # was measured).
+
+# bench_pki -- the benchmark's PKI in $cache/pki (made once, then reused)
+# and the directories; sets pki, challenge (the static one) and admin_pw
+# (new each run)
+bench_pki() {
+    mkdir -p "$cache" "$work"
+    chmod 755 "$bench" "$work"
+    sh "$src/tools/mkpki.sh" "$cache/pki" >/dev/null
+    pki=$cache/pki
+    chmod 755 "$cache"
+    challenge=$(head -n 1 "$pki/challenge")
+    if [ ! -s "$pki/otp.key" ]; then
+        (umask 077; openssl rand -hex 32 > "$pki/otp.key")
+    fi
+    admin_pw=bench-$(openssl rand -hex 6)
+}
 
 # ---- httpd ------------------------------------------------------------------
 apxs=${APXS:-}

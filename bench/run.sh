@@ -73,16 +73,7 @@ conf_crl=0
 say "building"
 make -s -C "$src" --no-print-directory build/mod_scep.so build/scep-bench >&2
 [ -x "$gen" ] || die "$gen was not built"
-mkdir -p "$cache" "$work"
-chmod 755 "$bench" "$work"
-sh "$src/tools/mkpki.sh" "$cache/pki" >/dev/null
-pki=$cache/pki
-chmod 755 "$cache"
-challenge=$(head -n 1 "$pki/challenge")
-if [ ! -s "$pki/otp.key" ]; then
-    (umask 077; openssl rand -hex 32 > "$pki/otp.key")
-fi
-admin_pw=bench-$(openssl rand -hex 6)
+bench_pki
 
 # ---- clean-up on every path ---------------------------------------------------
 httpd_dir=

@@ -68,16 +68,7 @@ conf_db=
 say "building"
 make -s -C "$src" --no-print-directory build/mod_scep.so build/scep-bench \
     build/scepadm >&2
-mkdir -p "$cache" "$work"
-chmod 755 "$bench" "$work"
-sh "$src/tools/mkpki.sh" "$cache/pki" >/dev/null
-pki=$cache/pki
-chmod 755 "$cache"
-challenge=$(head -n 1 "$pki/challenge")
-if [ ! -s "$pki/otp.key" ]; then
-    (umask 077; openssl rand -hex 32 > "$pki/otp.key")
-fi
-admin_pw=bench-$(openssl rand -hex 6)
+bench_pki
 url=http://127.0.0.1:$port/certsrv/mscep/mscep.dll
 admin_url=http://127.0.0.1:$port/certsrv/mscep_admin/
 crl_url=http://127.0.0.1:$port/crl/ca.crl
@@ -384,6 +375,15 @@ load_after=$(load1)
 busy_after=$(busy_pct)
 
 # ---- 5. results -------------------------------------------------------------------
+# mode_json NAME EMPTIES FULLS EMPTY_MEAN FULL_MEAN RATIO ECPUS FCPUS
+#           ECPU_MEAN FCPU_MEAN CPU_RATIO EOTHERS FOTHERS -- the object of one
+# challenge mode in scale.json (lists are space-separated)
+mode_json() {
+    printf '"%s": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s,\n    "empty_server_cpu_ms_per_enroll": %s, "full_server_cpu_ms_per_enroll": %s, "empty_cpu_mean": %s, "full_cpu_mean": %s, "cpu_ratio": %s, "cpu_within_10pct": %s,\n    "empty_other_cores": %s, "full_other_cores": %s},\n' \
+        "$1" "$(rates_json $2)" "$(rates_json $3)" "$4" "$5" "$6" "$(within "$6")" \
+        "$(rates_json $7)" "$(rates_json $8)" "$9" "${10}" "${11}" "$(within "${11}")" \
+        "$(rates_json ${12})" "$(rates_json ${13})"
+}
 within() { awk -v r="$1" 'BEGIN { if (r == "null") print "null"; else print (r + 0 >= 0.9) ? "true" : "false" }'; }
 {
     printf '{\n'
@@ -394,18 +394,12 @@ within() { awk -v r="$1" 'BEGIN { if (r == "null") print "null"; else print (r +
     printf '"store": {"passwords": %s, "transactions": %s, "certificates": %s, "revoked_on_crl": %s, "megabytes": %s, "fill_seconds": %s},\n' \
         "$n_pw" "$n_tx" "$n_cert" "$n_revoked" "$db_mb" "$fill_s"
     printf '"seconds_per_run": %s, "concurrency": 16,\n' "$secs"
-    printf '"static": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s,\n    "empty_server_cpu_ms_per_enroll": %s, "full_server_cpu_ms_per_enroll": %s, "empty_cpu_mean": %s, "full_cpu_mean": %s, "cpu_ratio": %s, "cpu_within_10pct": %s,\n    "empty_other_cores": %s, "full_other_cores": %s},\n' \
-        "$(rates_json $static_empty)" "$(rates_json $static_full)" \
-        "$s_e" "$s_f" "$s_r" "$(within "$s_r")" \
-        "$(rates_json $static_ecpu)" "$(rates_json $static_fcpu)" \
-        "$s_ec" "$s_fc" "$s_cr" "$(within "$s_cr")" \
-        "$(rates_json $static_eoth)" "$(rates_json $static_foth)"
-    printf '"otp": {"empty_enroll_per_s": %s, "full_enroll_per_s": %s, "empty_mean": %s, "full_mean": %s, "ratio": %s, "within_10pct": %s,\n    "empty_server_cpu_ms_per_enroll": %s, "full_server_cpu_ms_per_enroll": %s, "empty_cpu_mean": %s, "full_cpu_mean": %s, "cpu_ratio": %s, "cpu_within_10pct": %s,\n    "empty_other_cores": %s, "full_other_cores": %s},\n' \
-        "$(rates_json $otp_empty)" "$(rates_json $otp_full)" \
-        "$o_e" "$o_f" "$o_r" "$(within "$o_r")" \
-        "$(rates_json $otp_ecpu)" "$(rates_json $otp_fcpu)" \
-        "$o_ec" "$o_fc" "$o_cr" "$(within "$o_cr")" \
-        "$(rates_json $otp_eoth)" "$(rates_json $otp_foth)"
+    mode_json static "$static_empty" "$static_full" "$s_e" "$s_f" "$s_r" \
+        "$static_ecpu" "$static_fcpu" "$s_ec" "$s_fc" "$s_cr" \
+        "$static_eoth" "$static_foth"
+    mode_json otp "$otp_empty" "$otp_full" "$o_e" "$o_f" "$o_r" \
+        "$otp_ecpu" "$otp_fcpu" "$o_ec" "$o_fc" "$o_cr" \
+        "$otp_eoth" "$otp_foth"
     printf '"crl": {"scepadm_revoke_seconds": %s, "scepadm_revoke_median_s": %s, "entries": %s, "der_bytes": %s, "httpd_regenerate_seconds": %s, "httpd_entries": %s, "httpd_der_bytes": %s, "httpd_served_again_seconds": %s},\n' \
         "$(rates_json $crl_times)" "$(ornull "$crl_med")" \
         "$(ornull "$crl_entries")" "$(ornull "$crl_bytes")" \

@@ -156,7 +156,10 @@ static int parse_pick_decoders(void)
 
     all = OSSL_PROVIDER_query_operation(parse_deflt, OSSL_OP_DECODER,
                                         &no_cache);
-    for (i = 0; all != NULL && all[i].algorithm_names != NULL; i++) {
+    if (all == NULL) {
+        return 0;
+    }
+    for (i = 0; all[i].algorithm_names != NULL; i++) {
         continue;
     }
     parse_decoders = OPENSSL_zalloc(sizeof(*parse_decoders) * (i + 1));
@@ -167,9 +170,7 @@ static int parse_pick_decoders(void)
             parse_decoders[n++] = all[i];
         }
     }
-    if (all != NULL) {
-        OSSL_PROVIDER_unquery_operation(parse_deflt, OSSL_OP_DECODER, all);
-    }
+    OSSL_PROVIDER_unquery_operation(parse_deflt, OSSL_OP_DECODER, all);
     return n;
 }
 
