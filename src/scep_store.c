@@ -214,13 +214,92 @@ static int groups(const scep_db_t *db)
 typedef int (*file_control_fn)(sqlite3 *, const char *, int, void *);
 static file_control_fn file_control;
 
+/* ---- checkpoints after the lock (SQLite in WAL mode) -------------------
+ *
+ * SQLite checkpoints in the commit that makes the WAL reach
+ * wal_autocheckpoint frames (1000 by default): it copies those pages into
+ * the database file and syncs it, while that commit still holds the write
+ * lock and so ours.  With a million-row store those pages are scattered
+ * over gigabytes and the sync is long; every writer of every child waited
+ * for it.  A connection that takes part in groups gets a WAL hook instead
+ * of SQLite's (which is one too: sqlite3_wal_autocheckpoint() installs
+ * it): the hook only notes that the WAL reached the connection's
+ * wal_autocheckpoint, and the thread runs a PASSIVE checkpoint after it
+ * released the lock (and synced its commit).  A passive checkpoint takes
+ * no write lock: other writers go on meanwhile; when another checkpoint is
+ * running it returns at once and the next commit tries again.  A
+ * connection whose wal_autocheckpoint is 0 (DBDInitSQL "PRAGMA
+ * wal_autocheckpoint = 0": checkpoints left to an outside job) keeps that. */
+typedef void *(*wal_hook_fn)(sqlite3 *,
+                             int (*)(void *, sqlite3 *, const char *, int),
+                             void *);
+typedef int (*wal_checkpoint_fn)(sqlite3 *, const char *, int, int *, int *);
+static wal_hook_fn wal_hook;
+static wal_checkpoint_fn wal_checkpoint;
+
 typedef struct {
     int wal;     /* WAL with synchronous FULL or EXTRA: commit at NORMAL,
                     sync after the lock */
     int level;   /* synchronous as configured, put back after each group */
+    int ckpt_at; /* wal_autocheckpoint; 0: the hook is not ours */
+    volatile int ckpt_due; /* the WAL reached ckpt_at frames */
     /* BEGIN and COMMIT, prepared once per connection; NULL: not */
     apr_dbd_prepared_t *begin, *commit;
 } conn_sync_t;
+
+/* the WAL's size after the last commit of this process */
+static volatile apr_uint32_t wal_last;
+
+/* SQLite calls it after each commit of the connection, in that thread */
+static int wal_frames(void *data, sqlite3 *h, const char *name, int frames)
+{
+    conn_sync_t *cs = data;
+
+    (void)h;
+    (void)name;
+    wal_last = (apr_uint32_t)frames;
+    if (frames >= cs->ckpt_at) {
+        cs->ckpt_due = 1;
+    }
+    return SQLITE_OK;
+}
+
+/* one checkpointing thread per process; SQLite's checkpoint lock keeps
+ * those of the other children out (a passive checkpoint that cannot take
+ * it returns SQLITE_BUSY at once) */
+static volatile apr_uint32_t checkpointing;
+
+/* After the lock: the checkpoint SQLite would have run in the commit.
+ * First the bulk of it, while other writers go on; then, under the lock,
+ * the frames they appended meanwhile (a few): only a WAL copied to its
+ * end is started again from its beginning by the next writer, and a WAL
+ * that is never copied to its end grows, and each commit checkpoints. */
+static void checkpoint_after(scep_db_t *db, conn_sync_t *cs)
+{
+    sqlite3 *h;
+    int log = 0, done = 0;
+
+    if (cs == NULL || !cs->ckpt_due) {
+        return;
+    }
+    cs->ckpt_due = 0;
+    if (apr_atomic_cas32(&checkpointing, 1, 0) != 0) {
+        return;
+    }
+    h = apr_dbd_native_handle(db->driver, db->handle);
+    if (wal_checkpoint(h, "main", SQLITE_CHECKPOINT_PASSIVE, &log,
+                       &done) == SQLITE_OK) {
+        apr_global_mutex_lock(group_lock);
+        /* not when a writer of this process started the WAL again since:
+         * it holds the frames of a few commits, left for the next one */
+        if (wal_last >= (apr_uint32_t)log) {
+            wal_checkpoint(h, "main", SQLITE_CHECKPOINT_PASSIVE, &log,
+                           &done);
+        }
+        apr_global_mutex_unlock(group_lock);
+    }
+    apr_atomic_set32(&checkpointing, 0);
+}
 
 static apr_dbd_prepared_t *prepare(scep_db_t *db, apr_pool_t *cp,
                                    const char *sql)
@@ -283,6 +362,9 @@ static conn_sync_t *conn_sync(scep_db_t *db, apr_pool_t *p)
     if (file_control == NULL) {
         void *lib = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_NOLOAD);
         if (lib) {
+            wal_hook = (wal_hook_fn)dlsym(lib, "sqlite3_wal_hook");
+            wal_checkpoint = (wal_checkpoint_fn)dlsym(
+                lib, "sqlite3_wal_checkpoint_v2");
             file_control = (file_control_fn)dlsym(lib, "sqlite3_file_control");
             dlclose(lib);
         }
@@ -293,6 +375,18 @@ static conn_sync_t *conn_sync(scep_db_t *db, apr_pool_t *p)
     cs->wal = file_control != NULL && mode && !strcasecmp(mode, "wal")
               && (cs->level == 2 || cs->level == 3)
               && apr_dbd_native_handle(db->driver, db->handle) != NULL;
+    if (wal_hook && wal_checkpoint && mode && !strcasecmp(mode, "wal")
+        && groups(db) && apr_dbd_native_handle(db->driver, db->handle)) {
+        const char *at = pragma_value(db, "PRAGMA wal_autocheckpoint", p);
+
+        if (at && (cs->ckpt_at = atoi(at)) > 0) {
+            wal_hook(apr_dbd_native_handle(db->driver, db->handle),
+                     wal_frames, cs);
+        }
+        else {
+            cs->ckpt_at = 0;
+        }
+    }
     /* not the PRAGMAs: SQLite applies PRAGMA synchronous when it compiles
      * the statement, and a prepared one does nothing when it runs */
     cs->begin = prepare(db, cp, "BEGIN IMMEDIATE");
@@ -404,6 +498,7 @@ static apr_status_t commit(scep_db_t *db, int durable, const char **why,
     if (rv == APR_SUCCESS && late && durable) {
         rv = sync_wal(db, why, p);
     }
+    checkpoint_after(db, cs);
     return rv;
 }
 
@@ -440,6 +535,7 @@ apr_status_t scep_store_exec(scep_db_t *db, const char *label, int *nrows,
     }
     if (lock) {
         apr_global_mutex_unlock(group_lock);
+        checkpoint_after(db, conn_sync(db, p));
     }
     if (rc != 0) {
         *why = apr_psprintf(p, "%s: %s", label,
