@@ -1611,6 +1611,19 @@ static const EVP_MD *pick_digest(const char *name)
 }
 
 /* GetCACert: the CA (and RA) certificates, the recipient, the trust. */
+static apr_status_t free_store(void *data)
+{
+    X509_STORE_free(data);
+    return APR_SUCCESS;
+}
+
+/* the stack only: its certificate belongs to ca_certs */
+static apr_status_t free_recipients(void *data)
+{
+    sk_X509_free(data);
+    return APR_SUCCESS;
+}
+
 static int setup_ca(bench_t *b)
 {
     const unsigned char *body;
@@ -1636,6 +1649,10 @@ static int setup_ca(bench_t *b)
     }
     b->trust = X509_STORE_new();
     b->recipients = sk_X509_new_null();
+    apr_pool_cleanup_register(gpool, b->trust, free_store,
+                              apr_pool_cleanup_null);
+    apr_pool_cleanup_register(gpool, b->recipients, free_recipients,
+                              apr_pool_cleanup_null);
     for (i = 0; i < sk_X509_num(b->ca_certs); i++) {
         X509 *x = sk_X509_value(b->ca_certs, i);
         if (X509_check_ca(x)) {
