@@ -21,7 +21,9 @@
  * docs/providers.md has the whole contract and an example program.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -32,6 +34,7 @@
 #include <apr_file_io.h>
 #include <apr_file_info.h>
 #include <apr_poll.h>
+#include <apr_portable.h>
 #include <apr_thread_proc.h>
 #include <apr_thread_mutex.h>
 #include <apr_tables.h>
@@ -351,20 +354,6 @@ static const char *const *make_env(const scep_ca_request_t *req,
 
 /* ---- running the program ------------------------------------------------ */
 
-/* In the child, after stdin/stdout/stderr are the pipes: why exec failed,
- * on the program's stderr, where the parent reads it. */
-static void child_errfn(apr_pool_t *p, apr_status_t err,
-                        const char *description)
-{
-    char buf[120];
-    const char *msg = apr_pstrcat(p, description, ": ",
-                                  apr_strerror(err, buf, sizeof(buf)), "\n",
-                                  NULL);
-    ssize_t n = write(STDERR_FILENO, msg, strlen(msg));
-
-    (void)n;
-}
-
 /* Has the child exited?  Looks without reaping it: a zombie keeps its
  * process group alive, so that the group can still be killed safely. */
 static int child_gone(cmd_run_t *run)
@@ -458,6 +447,97 @@ static int drain(apr_file_t *f, cmd_run_t *run, int is_out)
     }
 }
 
+/* A pipe whose two descriptors are close-on-exec from their creation, so
+ * that no other thread's program inherits them (it would hold our stdin
+ * open, or a stdout we wait to end).  @a ours is the end this process
+ * keeps, non-blocking; the other end is for the child, as a descriptor. */
+static apr_status_t cloexec_pipe(apr_file_t **ours, int *theirs,
+                                 int ours_reads, apr_pool_t *p)
+{
+    int fds[2];
+    apr_os_file_t mine;
+    apr_status_t rv;
+
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        return errno;
+    }
+    mine = fds[ours_reads ? 0 : 1];
+    *theirs = fds[ours_reads ? 1 : 0];
+    if ((rv = apr_os_pipe_put_ex(ours, &mine, 1, p)) != APR_SUCCESS
+        || (rv = apr_file_pipe_timeout_set(*ours, 0)) != APR_SUCCESS) {
+        close(fds[0]);
+        close(fds[1]);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+/* Start the program in a process group of its own, made before it execs
+ * (posix_spawn, POSIX_SPAWN_SETPGROUP), so that a timeout kills whatever
+ * it started as well: the parent calling setpgid() after fork lost the
+ * race to exec now and then, and a timed-out program's children then
+ * outlived it.  Its stdin, stdout and stderr are pipes and it has no other
+ * descriptor (closefrom 3: httpd's sockets and files stay with httpd,
+ * whether or not they are close-on-exec); it starts in "/",
+ * with no signal blocked and SIGPIPE and SIGCHLD at their defaults (a
+ * worker thread of httpd blocks some signals and ignores SIGPIPE, and
+ * both would be inherited across exec). */
+static apr_status_t spawn_program(ca_command_t *cmd, const char *const *env,
+                                  cmd_run_t *run)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t sa;
+    sigset_t none, dflt;
+    pid_t pid;
+    int child[3] = { -1, -1, -1 }, i, rc;
+    apr_status_t rv;
+
+    if ((rv = cloexec_pipe(&run->proc.in, &child[0], 0, run->pool))
+        != APR_SUCCESS
+        || (rv = cloexec_pipe(&run->proc.out, &child[1], 1, run->pool))
+           != APR_SUCCESS
+        || (rv = cloexec_pipe(&run->proc.err, &child[2], 1, run->pool))
+           != APR_SUCCESS) {
+        for (i = 0; i < 3; i++) {
+            if (child[i] >= 0) {
+                close(child[i]);
+            }
+        }
+        return rv;
+    }
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGCHLD);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&sa);
+    if ((rc = posix_spawn_file_actions_adddup2(&fa, child[0], 0)) == 0
+        && (rc = posix_spawn_file_actions_adddup2(&fa, child[1], 1)) == 0
+        && (rc = posix_spawn_file_actions_adddup2(&fa, child[2], 2)) == 0
+        && (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0
+        && (rc = posix_spawn_file_actions_addchdir_np(&fa, "/")) == 0
+        && (rc = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP
+                                               | POSIX_SPAWN_SETSIGMASK
+                                               | POSIX_SPAWN_SETSIGDEF)) == 0
+        && (rc = posix_spawnattr_setpgroup(&sa, 0)) == 0
+        && (rc = posix_spawnattr_setsigmask(&sa, &none)) == 0
+        && (rc = posix_spawnattr_setsigdefault(&sa, &dflt)) == 0) {
+        rc = posix_spawn(&pid, cmd->program, &fa, &sa,
+                         (char *const *)cmd->argv, (char *const *)env);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&sa);
+    for (i = 0; i < 3; i++) {
+        close(child[i]);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    run->proc.pid = pid;
+    run->own_group = 1;
+    return APR_SUCCESS;
+}
+
 /* Run the program: @a input on stdin, collect stdout and stderr, wait.
  * Never blocks past the timeout: the pipes are non-blocking on our side
  * and watched together. */
@@ -465,7 +545,6 @@ static void run_program(ca_command_t *cmd, const char *const *env,
                         const char *input, apr_size_t input_len,
                         cmd_run_t *run)
 {
-    apr_procattr_t *attr;
     apr_status_t rv;
     apr_file_t *in, *out, *err;
     apr_pollfd_t pfd[3];
@@ -477,33 +556,13 @@ static void run_program(ca_command_t *cmd, const char *const *env,
     run->out = apr_palloc(run->pool, CMD_MAX_STDOUT + 1);
     run->err = apr_palloc(run->pool, CMD_MAX_STDERR + 1);
 
-    if ((rv = apr_procattr_create(&attr, run->pool)) != APR_SUCCESS
-        || (rv = apr_procattr_io_set(attr, APR_CHILD_BLOCK, APR_CHILD_BLOCK,
-                                     APR_CHILD_BLOCK)) != APR_SUCCESS
-        || (rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM)) != APR_SUCCESS
-        || (rv = apr_procattr_dir_set(attr, "/")) != APR_SUCCESS
-        || (rv = apr_procattr_error_check_set(attr, 1)) != APR_SUCCESS
-        || (rv = apr_procattr_child_errfn_set(attr, child_errfn))
-           != APR_SUCCESS) {
-        run->run_error = apr_psprintf(run->pool, "cannot prepare to run it: "
-                                      "%s", apr_strerror(rv, buf,
-                                                         sizeof(buf)));
+    if ((rv = spawn_program(cmd, env, run)) != APR_SUCCESS) {
+        run->run_error = apr_psprintf(
+            run->pool, "cannot run it: exec of %s failed: %s%s", cmd->program,
+            apr_strerror(rv, buf, sizeof(buf)),
+            rv == ENOENT && access(cmd->program, F_OK) == 0
+            ? " (is the interpreter named on its first line missing?)" : "");
         return;
-    }
-    rv = apr_proc_create(&run->proc, cmd->program, cmd->argv, env, attr,
-                         run->pool);
-    if (rv != APR_SUCCESS) {
-        run->run_error = apr_psprintf(run->pool, "cannot run it: %s",
-                                      apr_strerror(rv, buf, sizeof(buf)));
-        return;
-    }
-    /* Its own process group, so that a timeout kills what it started too.
-     * APR has no attribute for it: the parent sets it at once.  Should the
-     * child have called exec already (it rarely wins that race), only the
-     * child itself is killed. */
-    if (setpgid(run->proc.pid, run->proc.pid) == 0
-        || getpgid(run->proc.pid) == run->proc.pid) {
-        run->own_group = 1;
     }
     deadline = apr_time_now() + cmd->timeout;
     in = run->proc.in;

@@ -8,6 +8,8 @@
  * that issue call "openssl x509 -req" with a CA made here.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,6 +608,63 @@ static void test_errors(apr_pool_t *p)
     is_int(r->status, SCEP_CA_ERROR, "exec fails: ERROR");
     ok(has(r->reason, "exec of"), "the child says why (%s)",
        r->reason ? r->reason : "-");
+
+    /* how it runs: the leader of its own process group from the start,
+     * only its three descriptors, no signal blocked, SIGPIPE not ignored
+     * (the test's own SIGPIPE is ignored and a signal blocked, as in an
+     * httpd worker thread) */
+    {
+        sigset_t blk, old;
+        void (*oldpipe)(int);
+        char *facts = NULL;
+        apr_size_t flen = 0;
+        apr_file_t *ff;
+        int pid = 0, pgid = -1, nfd = -1, mfd;
+        char blocked[32] = "", ignored[32] = "";
+
+        /* a descriptor of the server's that is not close-on-exec */
+        write_file("marker", "x", 0644);
+        mfd = open(path_of("marker"), O_RDONLY);
+        sigemptyset(&blk);
+        sigaddset(&blk, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &blk, &old);
+        oldpipe = signal(SIGPIPE, SIG_IGN);
+        prog = script("facts.sh",
+                      "set -- $(cat /proc/$$/stat | sed 's/^.*) //')\n"
+                      "n=0; for f in /proc/$$/fd/*; do\n"
+                      "  case $(readlink $f) in *marker) n=$((n+1));; esac\n"
+                      "done\n"
+                      "b=$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status)\n"
+                      "i=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status)\n"
+                      "echo \"$$ $3 $n $b $i\" > \"$D/facts\"\n"
+                      "echo no >&2; exit 3\n");
+        inst = instance(p, prog, NULL, NULL);
+        r = enroll(inst, p);
+        signal(SIGPIPE, oldpipe);
+        close(mfd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (apr_file_open(&ff, path_of("facts"), APR_FOPEN_READ,
+                          APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS) {
+            facts = apr_pcalloc(p, 256);
+            flen = 255;
+            apr_file_read(ff, facts, &flen);
+            apr_file_close(ff);
+        }
+        ok(facts && sscanf(facts, "%d %d %d %31s %31s", &pid, &pgid, &nfd,
+                           blocked, ignored) == 5,
+           "the program wrote what it saw (%s)", facts ? facts : "nothing");
+        ok(pid > 0 && pgid == pid, "it leads its own process group "
+           "(pid %d, pgid %d)", pid, pgid);
+        is_int(nfd, 0, "not a descriptor of the server's, even one that "
+               "is not close-on-exec");
+        ok(strspn(blocked, "0") == strlen(blocked) && blocked[0],
+           "no signal blocked (SigBlk %s)", blocked);
+        /* SIGPIPE is signal 13: bit 12 of SigIgn, in its 4th hex digit
+         * from the right */
+        ok(strlen(ignored) >= 4
+           && !((ignored[strlen(ignored) - 4] - '0') & 0x1),
+           "SIGPIPE not ignored (SigIgn %s)", ignored);
+    }
 }
 
 static int pid_alive(long pid)
