@@ -71,7 +71,6 @@ typedef struct {
 typedef struct {
     apr_pool_t *pool;             /* subpool: pipes, process, buffers */
     apr_proc_t proc;
-    int own_group;                /* the child leads its own process group */
     int exited;                   /* reaped */
     int why_signal;               /* ... by a signal */
     int code;                     /* exit status or signal number */
@@ -391,21 +390,17 @@ static void child_kill(cmd_run_t *run)
 {
     apr_time_t until = apr_time_now() + CMD_KILL_GRACE;
 
-    if (run->exited) {
-        return;
+    if (run->exited || run->proc.pid <= 0) {
+        return;   /* never kill(0): that is httpd's own group */
     }
-    if (run->own_group) {
-        kill(-run->proc.pid, SIGTERM);
-    }
+    kill(-run->proc.pid, SIGTERM);   /* its group: spawn_program */
     apr_proc_kill(&run->proc, SIGTERM);
     while (!child_gone(run) && apr_time_now() < until) {
         apr_sleep(apr_time_from_msec(10));
     }
     /* the leader is a zombie or still running: its group id is still its
      * own, whatever stayed behind in the group goes too */
-    if (run->own_group) {
-        kill(-run->proc.pid, SIGKILL);
-    }
+    kill(-run->proc.pid, SIGKILL);
     apr_proc_kill(&run->proc, SIGKILL);
     child_reap(run);
 }
@@ -534,7 +529,6 @@ static apr_status_t spawn_program(ca_command_t *cmd, const char *const *env,
         return rc;
     }
     run->proc.pid = pid;
-    run->own_group = 1;
     return APR_SUCCESS;
 }
 

@@ -349,6 +349,8 @@ static conn_sync_t *conn_sync(scep_db_t *db, apr_pool_t *p)
     apr_pool_t *cp;
     conn_sync_t *cs = NULL;
     const char *mode, *level;
+    sqlite3 *h;
+    int wal;
 
     if (db->prepared == NULL
         || (cp = apr_hash_pool_get(db->prepared)) == NULL) {
@@ -369,22 +371,19 @@ static conn_sync_t *conn_sync(scep_db_t *db, apr_pool_t *p)
             dlclose(lib);
         }
     }
+    h = apr_dbd_native_handle(db->driver, db->handle);
     mode = pragma_value(db, "PRAGMA journal_mode", p);
+    wal = h != NULL && mode != NULL && !strcasecmp(mode, "wal");
     level = pragma_value(db, "PRAGMA synchronous", p);
     cs->level = level ? atoi(level) : -1;
-    cs->wal = file_control != NULL && mode && !strcasecmp(mode, "wal")
-              && (cs->level == 2 || cs->level == 3)
-              && apr_dbd_native_handle(db->driver, db->handle) != NULL;
-    if (wal_hook && wal_checkpoint && mode && !strcasecmp(mode, "wal")
-        && groups(db) && apr_dbd_native_handle(db->driver, db->handle)) {
+    cs->wal = wal && file_control != NULL
+              && (cs->level == 2 || cs->level == 3);
+    if (wal && wal_hook && wal_checkpoint && groups(db)) {
         const char *at = pragma_value(db, "PRAGMA wal_autocheckpoint", p);
 
-        if (at && (cs->ckpt_at = atoi(at)) > 0) {
-            wal_hook(apr_dbd_native_handle(db->driver, db->handle),
-                     wal_frames, cs);
-        }
-        else {
-            cs->ckpt_at = 0;
+        cs->ckpt_at = at ? atoi(at) : 0;
+        if (cs->ckpt_at > 0) {
+            wal_hook(h, wal_frames, cs);
         }
     }
     /* not the PRAGMAs: SQLite applies PRAGMA synchronous when it compiles

@@ -16,19 +16,16 @@ use strict;
 use warnings;
 use Test::More;
 use File::Spec ();
-use HTTP::Tiny ();
-use JSON::PP ();
-use MIME::Base64 ();
 use POSIX ();
 use Time::HiRes ();
 use ScepTest;
+use Scep8894;
 
 need_programs('build/scep-client', 'openssl', 'strace', 'timeout');
 
 my $client = program_path('build/scep-client');
 my $W = tempdir();
 my $SCEP = '/otp/certsrv/mscep';
-my $ADMIN = '/otp/certsrv/mscep_admin/';
 
 my $STRACE;
 sub stop_strace {
@@ -47,17 +44,6 @@ sub stop_strace {
 END { my $rc = $?; stop_strace(); $? = $rc; }
 $SIG{ALRM} = sub { diag('t/36-store-sync.t timed out'); stop_strace(); exit 1 };
 alarm 120;
-
-my $UA = HTTP::Tiny->new(timeout => 30, keep_alive => 0, proxy => undef,
-                         http_proxy => undef, agent => 'mod_scep-tests/1');
-sub password {
-    my $res = $UA->get(base_url() . $ADMIN, { headers => {
-        Accept => 'application/json',
-        Authorization => 'Basic ' . MIME::Base64::encode_base64('admin:secret', '') } });
-    my $d = eval { JSON::PP->new->decode($res->{content}) } || {};
-    diag("$ADMIN: HTTP $res->{status} $res->{content}") unless $d->{password};
-    return $d->{password};
-}
 
 # the children of the test server
 my $pidfile = File::Spec->catfile(top_dir(), 't', 'logs', 'httpd.pid');
@@ -138,8 +124,9 @@ sub syncs_before_answer {
 
 # ---- one enrollment --------------------------------------------------------------------------
 {
-    my $pw = password();
-    ok($pw, 'a one-time password from the admin page');
+    # pool "otp", Scep8894's admin; it dies saying why when there is none
+    my $pw = eval { otp_password() };
+    ok($pw, 'a one-time password from the admin page') or diag($@);
     my $r = traced('enroll', [$client, 'enroll', base_url() . $SCEP, '--key', "$W/k1.pem",
                               '--out', "$W/c1.pem", '--cn', "sync-$$", '--tid', "t36-$$-1",
                               '--challenge', $pw]);

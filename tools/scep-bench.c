@@ -1610,25 +1610,19 @@ static const EVP_MD *pick_digest(const char *name)
     return NULL;
 }
 
-/* GetCACert: the CA (and RA) certificates, the recipient, the trust. */
 static apr_status_t free_store(void *data)
 {
     X509_STORE_free(data);
     return APR_SUCCESS;
 }
 
-/* the stack only: its certificate belongs to ca_certs */
-static apr_status_t free_recipients(void *data)
-{
-    sk_X509_free(data);
-    return APR_SUCCESS;
-}
-
+/* GetCACert: the CA (and RA) certificates, the recipient, the trust. */
 static int setup_ca(bench_t *b)
 {
     const unsigned char *body;
     apr_size_t blen;
     int status, i, idx = -1;
+    X509 *rcpt;
     const char *uri = target_uri(&b->t, "operation=GetCACert&message=CA",
                                  gpool);
 
@@ -1648,11 +1642,9 @@ static int setup_ca(bench_t *b)
         sk_X509_push(b->ca_certs, x);
     }
     b->trust = X509_STORE_new();
-    b->recipients = sk_X509_new_null();
     apr_pool_cleanup_register(gpool, b->trust, free_store,
                               apr_pool_cleanup_null);
-    apr_pool_cleanup_register(gpool, b->recipients, free_recipients,
-                              apr_pool_cleanup_null);
+    b->recipients = scep_own_certs(gpool, sk_X509_new_null());
     for (i = 0; i < sk_X509_num(b->ca_certs); i++) {
         X509 *x = sk_X509_value(b->ca_certs, i);
         if (X509_check_ca(x)) {
@@ -1663,8 +1655,9 @@ static int setup_ca(bench_t *b)
             idx = i;
         }
     }
-    sk_X509_push(b->recipients, sk_X509_value(b->ca_certs,
-                                              idx < 0 ? 0 : idx));
+    rcpt = sk_X509_value(b->ca_certs, idx < 0 ? 0 : idx);
+    X509_up_ref(rcpt);
+    sk_X509_push(b->recipients, rcpt);
     progress("GetCACert: %d certificates, encrypting to %s",
              sk_X509_num(b->ca_certs),
              scep_name_str(X509_get_subject_name(
