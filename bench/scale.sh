@@ -151,9 +151,11 @@ say "filled in ${fill_s} s: $n_pw passwords, $n_tx transactions," \
 ih=$(sqlite3 "$fulldb" 'SELECT issuer_hash FROM scep_certificate LIMIT 1')
 sqlite3 "$fulldb" > "$work/scale-plans.txt" <<EOF
 .print scep_pw_reserve
-EXPLAIN QUERY PLAN UPDATE scep_password SET state = 1, reserved_at = 1, transaction_id = 'T' WHERE hash = 'H' AND endpoint = 'default' AND expires > 1 AND (state = 0 OR (state = 1 AND (reserved_at < 1 OR transaction_id = 'T') AND NOT EXISTS (SELECT 1 FROM scep_transaction t WHERE t.endpoint = scep_password.endpoint AND t.transaction_id = scep_password.transaction_id AND t.state = 1)));
+EXPLAIN QUERY PLAN UPDATE scep_password SET state = 1, reserved_at = 1, transaction_id = 'T' WHERE id = 1 AND hash = 'H' AND endpoint = 'default' AND expires > 1 AND (state = 0 OR (state = 1 AND (reserved_at < 1 OR transaction_id = 'T') AND NOT EXISTS (SELECT 1 FROM scep_transaction t WHERE t.endpoint = scep_password.endpoint AND t.transaction_id = scep_password.transaction_id AND t.state = 1)));
 .print scep_pw_consume
 EXPLAIN QUERY PLAN UPDATE scep_password SET state = 2, used_at = 1 WHERE hash = 'H' AND state = 1 AND transaction_id = 'T';
+.print scep_pw_consume_id
+EXPLAIN QUERY PLAN UPDATE scep_password SET state = 2, used_at = 1 WHERE id = 1 AND hash = 'H' AND state = 1 AND transaction_id = 'T';
 .print scep_pw_settle
 EXPLAIN QUERY PLAN UPDATE scep_password SET state = 2, used_at = 1 WHERE endpoint = 'default' AND state = 1 AND transaction_id = 'T';
 .print scep_pw_count

@@ -548,6 +548,12 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         if (tx) {
             return answer_known(rc, msg, tx, digest);
         }
+        /* the one-time password's row is read before the store lock: the
+         * lock is held for less (scep_otp_prefetch) */
+        if (!renewal && c->challenge == &scep_challenge_otp) {
+            scep_otp_prefetch(db, scep_glue_settings(c, r->pool),
+                              csr_challenge(msg->csr, r->pool), r->pool);
+        }
         /* The nonce, the claim and the password's reservation: one commit
          * (SQLite) before the CA is asked; every answer from here on
          * commits first (scep_glue_certrep, scep_glue_refuse). */

@@ -252,6 +252,72 @@ static scep_challenge_status_e otp_generate(void *instance,
     return SCEP_CHALLENGE_OK;
 }
 
+/* The password's row as read before the store lock, and the id of the
+ * row a verify reserved: kept in the request's pool. */
+typedef struct {
+    const char *hash;
+    scep_pw_row_t *row;      /* NULL: unknown */
+    const char *reserved;    /* the id otp_verify reserved, for notify */
+} otp_seen_t;
+
+#define OTP_SEEN_KEY "scep-otp-seen"
+
+static otp_seen_t *otp_seen(apr_pool_t *p, const char *hash)
+{
+    otp_seen_t *s = NULL;
+
+    apr_pool_userdata_get((void **)&s, OTP_SEEN_KEY, p);
+    return s && !strcmp(s->hash, hash) ? s : NULL;
+}
+
+/* Reading the row needs no lock, and what otp_verify decides from it
+ * stays true: a used or revoked password stays so, the expiry and the
+ * binding never change, a password nobody has been given cannot appear,
+ * and the reservation checks state and expiry again as it writes. */
+void scep_otp_prefetch(scep_db_t *db, const scep_challenge_settings_t *st,
+                       const char *password, apr_pool_t *p)
+{
+    otp_seen_t *s;
+    const char *why = NULL;
+
+    if (db == NULL || password == NULL || !*password || st->key == NULL
+        || st->key_len == 0) {
+        return;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->hash = scep_password_hash(st, password, p);
+    if (scep_pw_lookup(db, st->endpoint, s->hash, &s->row, &why, p)
+        == APR_SUCCESS) {
+        apr_pool_userdata_setn(s, OTP_SEEN_KEY, NULL, p);
+    }
+}
+
+/* Why a password that was not reserved could not be: NULL when it is
+ * unused or reserved (by another request) */
+static const char *otp_refusal(const scep_pw_row_t *row, apr_int64_t now,
+                               apr_pool_t *p)
+{
+    if (row == NULL) {
+        return "the password is unknown (mistyped, or issued for another "
+               "endpoint)";
+    }
+    switch (row->state) {
+    case SCEP_PW_USED:
+        return apr_psprintf(p, "the password has been used already "
+                            "(transaction %s)",
+                            row->transaction_id ? row->transaction_id : "-");
+    case SCEP_PW_REVOKED:
+        return "the password was revoked by an administrator";
+    default:
+        break;
+    }
+    if (row->expires <= now) {
+        return apr_psprintf(p, "the password expired %" APR_INT64_T_FMT
+                            " seconds ago", now - row->expires);
+    }
+    return NULL;
+}
+
 static scep_challenge_status_e otp_verify(void *instance,
                                           const scep_challenge_req_t *req,
                                           const char *password,
@@ -264,6 +330,7 @@ static scep_challenge_status_e otp_verify(void *instance,
     scep_challenge_binding_t bind;
     apr_int64_t now = apr_time_sec(apr_time_now());
     const char *hash, *why;
+    otp_seen_t *seen;
     int reserved = 0;
 
     if (password == NULL || !*password) {
@@ -278,30 +345,16 @@ static scep_challenge_status_e otp_verify(void *instance,
         return SCEP_CHALLENGE_ERROR;
     }
     hash = scep_password_hash(st, password, p);
-    if (scep_pw_lookup(db, st->endpoint, hash, &row, reason, p)
-        != APR_SUCCESS) {
+    /* read before the store lock when the caller could (scep_otp_prefetch) */
+    if ((seen = otp_seen(p, hash)) != NULL) {
+        row = seen->row;
+    }
+    else if (scep_pw_lookup(db, st->endpoint, hash, &row, reason, p)
+             != APR_SUCCESS) {
         return SCEP_CHALLENGE_ERROR;
     }
-    if (row == NULL) {
-        *reason = "the password is unknown (mistyped, or issued for another "
-                  "endpoint)";
-        return SCEP_CHALLENGE_REFUSED;
-    }
-    switch (row->state) {
-    case SCEP_PW_USED:
-        *reason = apr_psprintf(p, "the password has been used already "
-                               "(transaction %s)",
-                               row->transaction_id ? row->transaction_id : "-");
-        return SCEP_CHALLENGE_REFUSED;
-    case SCEP_PW_REVOKED:
-        *reason = "the password was revoked by an administrator";
-        return SCEP_CHALLENGE_REFUSED;
-    default:
-        break;
-    }
-    if (row->expires <= now) {
-        *reason = apr_psprintf(p, "the password expired %" APR_INT64_T_FMT
-                               " seconds ago", now - row->expires);
+    if ((why = otp_refusal(row, now, p)) != NULL) {
+        *reason = why;
         return SCEP_CHALLENGE_REFUSED;
     }
     bind.cn = row->bind_cn;
@@ -311,27 +364,43 @@ static scep_challenge_status_e otp_verify(void *instance,
         *reason = why;
         return SCEP_CHALLENGE_REFUSED;
     }
-    if (scep_pw_reserve(db, st->endpoint, hash, req->transaction_id, now,
+    if (scep_pw_reserve(db, st->endpoint, row, hash, req->transaction_id, now,
                         &reserved, reason, p) != APR_SUCCESS) {
         return SCEP_CHALLENGE_ERROR;
     }
     if (!reserved) {
+        /* taken, used or revoked since it was read: say which */
+        if (seen && scep_pw_lookup(db, st->endpoint, hash, &row, &why, p)
+                    == APR_SUCCESS
+            && (why = otp_refusal(row, now, p)) != NULL) {
+            *reason = why;
+            return SCEP_CHALLENGE_REFUSED;
+        }
         *reason = "the password is being used by another request right now";
         return SCEP_CHALLENGE_REFUSED;
     }
+    if (seen == NULL) {
+        seen = apr_pcalloc(p, sizeof(*seen));
+        seen->hash = hash;
+        apr_pool_userdata_setn(seen, OTP_SEEN_KEY, NULL, p);
+    }
+    seen->reserved = row->id;
     return SCEP_CHALLENGE_OK;
 }
 
 static void otp_notify(void *instance, const scep_challenge_req_t *req,
                        const char *password, scep_challenge_outcome_e outcome)
 {
-    const char *why = NULL;
+    const char *why = NULL, *hash;
     scep_db_t *db = req->db ? req->db(req->db_baton) : NULL;
+    otp_seen_t *seen;
 
     if (db == NULL || password == NULL) {
         return;
     }
-    scep_pw_finish(db, scep_password_hash(req->settings, password, req->pool),
+    hash = scep_password_hash(req->settings, password, req->pool);
+    seen = otp_seen(req->pool, hash);
+    scep_pw_finish(db, seen ? seen->reserved : NULL, hash,
                    req->transaction_id, outcome != SCEP_OUTCOME_FAILED,
                    apr_time_sec(apr_time_now()), &why, req->pool);
 }

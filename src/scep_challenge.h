@@ -22,4 +22,10 @@ const char *scep_binding_check(const scep_challenge_binding_t *bind,
                                X509_REQ *csr, const char *profile,
                                apr_pool_t *p);
 
+/** The one-time password's row, read before the store lock is taken and
+ *  kept in @a p for the otp provider's verify (which reads it itself when
+ *  this was not called or failed). */
+void scep_otp_prefetch(scep_db_t *db, const scep_challenge_settings_t *st,
+                       const char *password, apr_pool_t *p);
+
 #endif /* SCEP_CHALLENGE_H */

@@ -108,16 +108,19 @@ apr_status_t scep_pw_lookup(scep_db_t *db, const char *endpoint,
                             const char *hash, scep_pw_row_t **row,
                             const char **why, apr_pool_t *p);
 
-/** Atomically reserve an unused, unexpired password for a transaction;
+/** Atomically reserve an unused, unexpired password for a transaction:
+ *  the password of @a hash whose row scep_pw_lookup() found (its id); the
+ *  state, expiry and reservation are checked again as it is written.
  *  *reserved is 1 when this call got it. */
 apr_status_t scep_pw_reserve(scep_db_t *db, const char *endpoint,
-                             const char *hash, const char *tid,
-                             apr_int64_t now, int *reserved,
+                             const scep_pw_row_t *row, const char *hash,
+                             const char *tid, apr_int64_t now, int *reserved,
                              const char **why, apr_pool_t *p);
 
-/** Consume (used) or release (unused again) a reservation of @a tid. */
-apr_status_t scep_pw_finish(scep_db_t *db, const char *hash, const char *tid,
-                            int consume, apr_int64_t now,
+/** Consume (used) or release (unused again) a reservation of @a tid;
+ *  @a id: the row's id when known (NULL: found by its hash). */
+apr_status_t scep_pw_finish(scep_db_t *db, const char *id, const char *hash,
+                            const char *tid, int consume, apr_int64_t now,
                             const char **why, apr_pool_t *p);
 
 /** A transaction was issued: a password still reserved by it (its request

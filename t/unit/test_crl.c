@@ -4,7 +4,9 @@
  * built by scep_crl_build read back and verified, issuer hashes, serial
  * and reason parsing, and the store itself against a temporary SQLite
  * database through apr_dbd (record, lookup, revoke, list, scep_crl_current
- * reusing, regenerating and numbering CRLs).
+ * reusing, regenerating and numbering CRLs), and on the same database the
+ * one-time password provider's reservation with the row read before the
+ * store lock (scep_otp_prefetch).
  *
  * SCEP_TEST_DBD="pgsql|host=/tmp port=5432 dbname=scratch" (or mysql|...)
  * runs the store tests on that database instead: a SCRATCH one, whose
@@ -29,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_certstore.h"
+#include "scep_challenge.h"
 #include "scep_pki.h"
 #include "scep_store.h"
 #include "tap.h"
@@ -698,6 +701,220 @@ static void test_list(apr_pool_t *p)
        "limit 1: one row");
 }
 
+/* ---- one-time passwords: the row read before the lock ----------------- */
+
+static scep_db_t *unit_db(void *baton)
+{
+    return baton;
+}
+
+static scep_challenge_settings_t otp_settings;
+
+static const char *otp_new(apr_pool_t *p)
+{
+    scep_challenge_req_t req;
+    const char *pw = NULL, *why = NULL;
+    apr_time_t exp;
+    int multi;
+
+    memset(&req, 0, sizeof(req));
+    req.pool = p;
+    req.settings = &otp_settings;
+    req.db = unit_db;
+    req.db_baton = &store_db;
+    req.user = "unit";
+    if (scep_challenge_otp.generate(NULL, &req, NULL, &pw, &exp, &multi, &why)
+        != SCEP_CHALLENGE_OK) {
+        diag("otp generate: %s", why ? why : "-");
+        return NULL;
+    }
+    return pw;
+}
+
+/* One enrollment's verify in a pool of its own (the request's), the row
+ * read first when prefetch is set. */
+static scep_challenge_status_e otp_try(apr_pool_t *rp, const char *pw,
+                                       const char *tid, int prefetch,
+                                       const char **why)
+{
+    scep_challenge_req_t req;
+
+    memset(&req, 0, sizeof(req));
+    req.pool = rp;
+    req.settings = &otp_settings;
+    req.db = unit_db;
+    req.db_baton = &store_db;
+    req.transaction_id = tid;
+    *why = NULL;
+    if (prefetch) {
+        scep_otp_prefetch(&store_db, &otp_settings, pw, rp);
+    }
+    return scep_challenge_otp.verify(NULL, &req, pw, why);
+}
+
+static void otp_issued(apr_pool_t *rp, const char *pw, const char *tid)
+{
+    scep_challenge_req_t req;
+
+    memset(&req, 0, sizeof(req));
+    req.pool = rp;
+    req.settings = &otp_settings;
+    req.db = unit_db;
+    req.db_baton = &store_db;
+    req.transaction_id = tid;
+    scep_challenge_otp.notify(NULL, &req, pw, SCEP_OUTCOME_ISSUED);
+}
+
+static int otp_state(const char *pw, const char **tid, apr_pool_t *p)
+{
+    scep_pw_row_t *row = NULL;
+    const char *why = NULL;
+
+    if (scep_pw_lookup(&store_db, otp_settings.endpoint,
+                       scep_password_hash(&otp_settings, pw, p), &row, &why,
+                       p) != APR_SUCCESS || row == NULL) {
+        return -1;
+    }
+    if (tid) {
+        *tid = row->transaction_id;
+    }
+    return row->state;
+}
+
+static void test_otp_prefetch(apr_pool_t *p)
+{
+    static const unsigned char key[] = "unit test password key, 32 bytes";
+    apr_pool_t *r1, *r2;
+    const char *pw, *why, *tid = NULL;
+    scep_pw_row_t *row = NULL;
+    scep_challenge_status_e cs;
+    int done = 0;
+
+    NEED_STORE(15);
+    otp_settings.length = 8;
+    otp_settings.validity = apr_time_from_sec(600);
+    otp_settings.max = 1000;
+    otp_settings.key = key;
+    otp_settings.key_len = sizeof(key) - 1;
+    otp_settings.endpoint = apr_psprintf(p, "unit-otp-%d", (int)getpid());
+
+    /* read first, reserved, used: by the row's id */
+    pw = otp_new(p);
+    apr_pool_create(&r1, p);
+    cs = otp_try(r1, pw, "T1", 1, &why);
+    ok(cs == SCEP_CHALLENGE_OK, "read before the lock, then reserved (%s)",
+       why ? why : "ok");
+    is_str(apr_psprintf(p, "%d", otp_state(pw, &tid, p)), "1", "reserved");
+    otp_issued(r1, pw, "T1");
+    ok(otp_state(pw, &tid, p) == SCEP_PW_USED && tid && !strcmp(tid, "T1"),
+       "used by T1, found by the id the reservation kept");
+    apr_pool_destroy(r1);
+
+    /* read while unused, used by another request before this one reserves:
+     * refused, and the reason is read again */
+    pw = otp_new(p);
+    apr_pool_create(&r1, p);
+    apr_pool_create(&r2, p);
+    scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+    ok(otp_try(r2, pw, "T3", 0, &why) == SCEP_CHALLENGE_OK,
+       "another request (no read before) reserves it");
+    otp_issued(r2, pw, "T3");
+    {
+        scep_challenge_req_t req;
+
+        memset(&req, 0, sizeof(req));
+        req.pool = r1;
+        req.settings = &otp_settings;
+        req.db = unit_db;
+        req.db_baton = &store_db;
+        req.transaction_id = "T2";
+        why = NULL;
+        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
+        ok(cs == SCEP_CHALLENGE_REFUSED, "the request that read it unused "
+           "is refused");
+    }
+    ok(why && strstr(why, "used already (transaction T3)"),
+       "and says by whom: %s", why ? why : "-");
+    ok(otp_state(pw, &tid, p) == SCEP_PW_USED && tid && !strcmp(tid, "T3"),
+       "still T3's");
+    apr_pool_destroy(r1);
+    apr_pool_destroy(r2);
+
+    /* read while unused, revoked before the reservation */
+    pw = otp_new(p);
+    apr_pool_create(&r1, p);
+    scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+    ok(scep_pw_lookup(&store_db, otp_settings.endpoint,
+                      scep_password_hash(&otp_settings, pw, p), &row, &why,
+                      p) == APR_SUCCESS && row
+       && scep_pw_revoke(&store_db, otp_settings.endpoint, row->id, &done,
+                         &why, p) == APR_SUCCESS && done,
+       "revoked by an administrator meanwhile");
+    {
+        scep_challenge_req_t req;
+
+        memset(&req, 0, sizeof(req));
+        req.pool = r1;
+        req.settings = &otp_settings;
+        req.db = unit_db;
+        req.db_baton = &store_db;
+        req.transaction_id = "T4";
+        why = NULL;
+        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
+        ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "revoked"),
+           "refused: %s", why ? why : "-");
+    }
+    apr_pool_destroy(r1);
+
+    /* reserved by another request right now */
+    pw = otp_new(p);
+    apr_pool_create(&r1, p);
+    apr_pool_create(&r2, p);
+    scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+    ok(otp_try(r2, pw, "T6", 1, &why) == SCEP_CHALLENGE_OK,
+       "T6 reserves it");
+    {
+        scep_challenge_req_t req;
+
+        memset(&req, 0, sizeof(req));
+        req.pool = r1;
+        req.settings = &otp_settings;
+        req.db = unit_db;
+        req.db_baton = &store_db;
+        req.transaction_id = "T5";
+        why = NULL;
+        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
+        ok(cs == SCEP_CHALLENGE_REFUSED && why
+           && strstr(why, "being used by another request"),
+           "T5, which read it unused, is refused: %s", why ? why : "-");
+    }
+    ok(otp_state(pw, &tid, p) == SCEP_PW_RESERVED && tid
+       && !strcmp(tid, "T6"), "the reservation stays T6's");
+    apr_pool_destroy(r1);
+    apr_pool_destroy(r2);
+
+    /* unknown, read first or not */
+    apr_pool_create(&r1, p);
+    cs = otp_try(r1, "0123456789ABCDEF", "T7", 1, &why);
+    ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "unknown"),
+       "unknown, read first: %s", why ? why : "-");
+    apr_pool_destroy(r1);
+    apr_pool_create(&r1, p);
+    cs = otp_try(r1, "0123456789ABCDEF", "T7", 0, &why);
+    ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "unknown"),
+       "unknown, not read first: %s", why ? why : "-");
+    apr_pool_destroy(r1);
+
+    /* the read of another password in the same request is not used */
+    pw = otp_new(p);
+    apr_pool_create(&r1, p);
+    scep_otp_prefetch(&store_db, &otp_settings, "0123456789ABCDEF", r1);
+    cs = otp_try(r1, pw, "T8", 0, &why);
+    ok(cs == SCEP_CHALLENGE_OK, "a read of another password is ignored "
+       "(%s)", why ? why : "ok");
+    apr_pool_destroy(r1);
+}
+
 int main(void)
 {
     apr_pool_t *pool;
@@ -714,6 +931,8 @@ int main(void)
     scep_tap_run("store: record and lookup", test_record_lookup);
     scep_tap_run("store: scep_crl_current", test_crl_current);
     scep_tap_run("store: list", test_list);
+    scep_tap_run("store: one-time password read before the lock",
+                 test_otp_prefetch);
     store_close(pool);
     apr_pool_destroy(pool);
     return scep_tap_done();
