@@ -1780,7 +1780,9 @@ static int cmd_enroll(void)
         int c = o.levels[i];
         double rate, f = est > 0 ? est : 200;
 
-        n = (int)(f * o.seconds * 1.3) + 8 * c + 16;
+        /* the best rate so far and room above it: a short warm-up
+         * underestimates, and a level that runs out ends early */
+        n = (int)(f * o.seconds * 1.6) + 8 * c + 16;
         if (n > o.max) {
             n = o.max;
         }
