@@ -710,6 +710,18 @@ static scep_db_t *unit_db(void *baton)
 
 static scep_challenge_settings_t otp_settings;
 
+static void otp_req(scep_challenge_req_t *req, apr_pool_t *rp,
+                    const char *tid)
+{
+    memset(req, 0, sizeof(*req));
+    req->pool = rp;
+    req->settings = &otp_settings;
+    req->db = unit_db;
+    req->db_baton = &store_db;
+    req->user = "unit";
+    req->transaction_id = tid;
+}
+
 static const char *otp_new(apr_pool_t *p)
 {
     scep_challenge_req_t req;
@@ -717,12 +729,7 @@ static const char *otp_new(apr_pool_t *p)
     apr_time_t exp;
     int multi;
 
-    memset(&req, 0, sizeof(req));
-    req.pool = p;
-    req.settings = &otp_settings;
-    req.db = unit_db;
-    req.db_baton = &store_db;
-    req.user = "unit";
+    otp_req(&req, p, NULL);
     if (scep_challenge_otp.generate(NULL, &req, NULL, &pw, &exp, &multi, &why)
         != SCEP_CHALLENGE_OK) {
         diag("otp generate: %s", why ? why : "-");
@@ -732,19 +739,15 @@ static const char *otp_new(apr_pool_t *p)
 }
 
 /* One enrollment's verify in a pool of its own (the request's), the row
- * read first when prefetch is set. */
+ * read first when prefetch is set (or by an earlier scep_otp_prefetch in
+ * the same pool). */
 static scep_challenge_status_e otp_try(apr_pool_t *rp, const char *pw,
                                        const char *tid, int prefetch,
                                        const char **why)
 {
     scep_challenge_req_t req;
 
-    memset(&req, 0, sizeof(req));
-    req.pool = rp;
-    req.settings = &otp_settings;
-    req.db = unit_db;
-    req.db_baton = &store_db;
-    req.transaction_id = tid;
+    otp_req(&req, rp, tid);
     *why = NULL;
     if (prefetch) {
         scep_otp_prefetch(&store_db, &otp_settings, pw, rp);
@@ -756,12 +759,7 @@ static void otp_issued(apr_pool_t *rp, const char *pw, const char *tid)
 {
     scep_challenge_req_t req;
 
-    memset(&req, 0, sizeof(req));
-    req.pool = rp;
-    req.settings = &otp_settings;
-    req.db = unit_db;
-    req.db_baton = &store_db;
-    req.transaction_id = tid;
+    otp_req(&req, rp, tid);
     scep_challenge_otp.notify(NULL, &req, pw, SCEP_OUTCOME_ISSUED);
 }
 
@@ -790,7 +788,7 @@ static void test_otp_prefetch(apr_pool_t *p)
     scep_challenge_status_e cs;
     int done = 0;
 
-    NEED_STORE(15);
+    NEED_STORE(18);
     otp_settings.length = 8;
     otp_settings.validity = apr_time_from_sec(600);
     otp_settings.max = 1000;
@@ -819,20 +817,9 @@ static void test_otp_prefetch(apr_pool_t *p)
     ok(otp_try(r2, pw, "T3", 0, &why) == SCEP_CHALLENGE_OK,
        "another request (no read before) reserves it");
     otp_issued(r2, pw, "T3");
-    {
-        scep_challenge_req_t req;
-
-        memset(&req, 0, sizeof(req));
-        req.pool = r1;
-        req.settings = &otp_settings;
-        req.db = unit_db;
-        req.db_baton = &store_db;
-        req.transaction_id = "T2";
-        why = NULL;
-        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
-        ok(cs == SCEP_CHALLENGE_REFUSED, "the request that read it unused "
-           "is refused");
-    }
+    cs = otp_try(r1, pw, "T2", 0, &why);
+    ok(cs == SCEP_CHALLENGE_REFUSED, "the request that read it unused "
+       "is refused");
     ok(why && strstr(why, "used already (transaction T3)"),
        "and says by whom: %s", why ? why : "-");
     ok(otp_state(pw, &tid, p) == SCEP_PW_USED && tid && !strcmp(tid, "T3"),
@@ -850,20 +837,9 @@ static void test_otp_prefetch(apr_pool_t *p)
        && scep_pw_revoke(&store_db, otp_settings.endpoint, row->id, &done,
                          &why, p) == APR_SUCCESS && done,
        "revoked by an administrator meanwhile");
-    {
-        scep_challenge_req_t req;
-
-        memset(&req, 0, sizeof(req));
-        req.pool = r1;
-        req.settings = &otp_settings;
-        req.db = unit_db;
-        req.db_baton = &store_db;
-        req.transaction_id = "T4";
-        why = NULL;
-        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
-        ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "revoked"),
-           "refused: %s", why ? why : "-");
-    }
+    cs = otp_try(r1, pw, "T4", 0, &why);
+    ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "revoked"),
+       "refused: %s", why ? why : "-");
     apr_pool_destroy(r1);
 
     /* reserved by another request right now */
@@ -873,21 +849,10 @@ static void test_otp_prefetch(apr_pool_t *p)
     scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
     ok(otp_try(r2, pw, "T6", 1, &why) == SCEP_CHALLENGE_OK,
        "T6 reserves it");
-    {
-        scep_challenge_req_t req;
-
-        memset(&req, 0, sizeof(req));
-        req.pool = r1;
-        req.settings = &otp_settings;
-        req.db = unit_db;
-        req.db_baton = &store_db;
-        req.transaction_id = "T5";
-        why = NULL;
-        cs = scep_challenge_otp.verify(NULL, &req, pw, &why);
-        ok(cs == SCEP_CHALLENGE_REFUSED && why
-           && strstr(why, "being used by another request"),
-           "T5, which read it unused, is refused: %s", why ? why : "-");
-    }
+    cs = otp_try(r1, pw, "T5", 0, &why);
+    ok(cs == SCEP_CHALLENGE_REFUSED && why
+       && strstr(why, "being used by another request"),
+       "T5, which read it unused, is refused: %s", why ? why : "-");
     ok(otp_state(pw, &tid, p) == SCEP_PW_RESERVED && tid
        && !strcmp(tid, "T6"), "the reservation stays T6's");
     apr_pool_destroy(r1);
@@ -904,6 +869,29 @@ static void test_otp_prefetch(apr_pool_t *p)
     ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "unknown"),
        "unknown, not read first: %s", why ? why : "-");
     apr_pool_destroy(r1);
+
+    /* the early read is what verify decides on: a row that appears after
+     * it (no client can know such a password) is not seen */
+    {
+        const char *late = "FEEDFACE01234567";
+        apr_int64_t now = apr_time_sec(apr_time_now());
+
+        apr_pool_create(&r1, p);
+        scep_otp_prefetch(&store_db, &otp_settings, late, r1);
+        ok(scep_pw_insert(&store_db, otp_settings.endpoint,
+                          scep_password_hash(&otp_settings, late, p), now,
+                          now + 600, "unit", NULL, &why, p) == APR_SUCCESS,
+           "the password is stored after the read");
+        cs = otp_try(r1, late, "T9", 0, &why);
+        ok(cs == SCEP_CHALLENGE_REFUSED && why && strstr(why, "unknown"),
+           "verify decides on the early read: %s", why ? why : "-");
+        apr_pool_destroy(r1);
+        apr_pool_create(&r1, p);
+        cs = otp_try(r1, late, "T9", 0, &why);
+        ok(cs == SCEP_CHALLENGE_OK, "read again in a new request, it is "
+           "reserved (%s)", why ? why : "ok");
+        apr_pool_destroy(r1);
+    }
 
     /* the read of another password in the same request is not used */
     pw = otp_new(p);
