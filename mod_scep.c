@@ -46,6 +46,7 @@
 #include "scep_challenge.h"
 #include "scep_certstore.h"
 #include "scep_profile.h"
+#include "scep_queue.h"
 #include "ca_local.h"
 
 #define CHALLENGE_LABEL_PREFIX "scep_"
@@ -1072,10 +1073,8 @@ static scep_endpoint_t *endpoint_get(const scep_dir_conf_t *c, apr_pool_t *tp)
  * the request's pool goes, after mod_dbd has taken its connection back
  * (cleanups run in reverse order of registration). */
 typedef struct {
-    apr_thread_mutex_t *mutex;        /* NULL: no limit in this process */
-    apr_thread_cond_t *cond;
+    scep_queue_t *queue;              /* NULL: no limit in this process */
     int max;
-    int used;
     apr_interval_time_t wait;
 } dbd_slots_t;
 
@@ -1083,44 +1082,24 @@ static dbd_slots_t slots;             /* this child's */
 
 static apr_status_t slot_release(void *d)
 {
-    apr_thread_mutex_lock(slots.mutex);
-    slots.used--;
-    apr_thread_cond_broadcast(slots.cond);
-    apr_thread_mutex_unlock(slots.mutex);
+    scep_queue_give(slots.queue);
     return APR_SUCCESS;
 }
 
-/* 1: a slot is the request's until its pool is cleared; 0: none freed
- * within the wait. */
+/* 1: a slot is the request's until its pool is cleared; 0: none came to
+ * it within the wait.  Waiters are served in the order they came
+ * (scep_queue.h). */
 static int slot_take(request_rec *r)
 {
-    apr_time_t until;
-    int got = 0;
-
-    if (slots.mutex == NULL) {
+    if (slots.queue == NULL) {
         return 1;
     }
-    until = apr_time_now() + slots.wait;
-    apr_thread_mutex_lock(slots.mutex);
-    for (;;) {
-        apr_interval_time_t left;
-        if (slots.used < slots.max) {
-            slots.used++;
-            got = 1;
-            break;
-        }
-        left = until - apr_time_now();
-        if (left <= 0) {
-            break;
-        }
-        apr_thread_cond_timedwait(slots.cond, slots.mutex, left);
+    if (!scep_queue_take(slots.queue, slots.wait)) {
+        return 0;
     }
-    apr_thread_mutex_unlock(slots.mutex);
-    if (got) {
-        apr_pool_cleanup_register(r->pool, NULL, slot_release,
-                                  apr_pool_cleanup_null);
-    }
-    return got;
+    apr_pool_cleanup_register(r->pool, NULL, slot_release,
+                              apr_pool_cleanup_null);
+    return 1;
 }
 
 /* What the configuration says of mod_dbd's pools, for "auto": the
@@ -1189,13 +1168,12 @@ static void dbd_slots_child_init(apr_pool_t *pchild, server_rec *s)
     if (global == NULL || global->dbd_slots < 1) {
         return;
     }
-    if (apr_thread_mutex_create(&slots.mutex, APR_THREAD_MUTEX_DEFAULT,
-                                pchild) != APR_SUCCESS
-        || apr_thread_cond_create(&slots.cond, pchild) != APR_SUCCESS) {
+    if (scep_queue_create(&slots.queue, global->dbd_slots, pchild)
+        != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SCEP_LOGNO(00105)
                      "cannot create the lock of SCEPDBDConnections: "
                      "requests wait for mod_dbd without a time limit");
-        slots.mutex = NULL;
+        slots.queue = NULL;
         return;
     }
     slots.max = global->dbd_slots;
