@@ -267,7 +267,7 @@ static otp_seen_t *otp_seen(apr_pool_t *p, const char *hash)
     otp_seen_t *s = NULL;
 
     apr_pool_userdata_get((void **)&s, OTP_SEEN_KEY, p);
-    return s && !strcmp(s->hash, hash) ? s : NULL;
+    return s && hash && !strcmp(s->hash, hash) ? s : NULL;
 }
 
 /* Reading the row needs no lock, and what otp_verify decides from it
@@ -285,7 +285,9 @@ void scep_otp_prefetch(scep_db_t *db, const scep_challenge_settings_t *st,
         return;
     }
     s = apr_pcalloc(p, sizeof(*s));
-    s->hash = scep_password_hash(st, password, p);
+    if ((s->hash = scep_password_hash(st, password, p)) == NULL) {
+        return;
+    }
     if (scep_pw_lookup(db, st->endpoint, s->hash, &s->row, &why, p)
         == APR_SUCCESS) {
         apr_pool_userdata_setn(s, OTP_SEEN_KEY, NULL, p);
@@ -384,6 +386,7 @@ static scep_challenge_status_e otp_verify(void *instance,
         seen->hash = hash;
         apr_pool_userdata_setn(seen, OTP_SEEN_KEY, NULL, p);
     }
+    seen->row = row;
     seen->reserved = row->id;
     return SCEP_CHALLENGE_OK;
 }
