@@ -10,6 +10,7 @@
  * list; a release hands the unit to the first of the list and wakes that
  * one only.
  */
+#include <apr_allocator.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 
@@ -34,13 +35,24 @@ struct scep_queue_t {
 apr_status_t scep_queue_create(scep_queue_t **qp, int max, apr_pool_t *p)
 {
     scep_queue_t *q = apr_pcalloc(p, sizeof(*q));
+    apr_allocator_t *alloc = NULL;
     apr_status_t rv;
 
     if ((rv = apr_thread_mutex_create(&q->mutex, APR_THREAD_MUTEX_DEFAULT,
                                       p)) != APR_SUCCESS) {
         return rv;
     }
-    q->pool = p;
+    /* the waiters' records are made while requests run, under the
+     * queue's mutex only: in a pool of their own with an allocator of its
+     * own, so that nothing else allocating from @a p can race with them */
+    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = apr_pool_create_ex(&q->pool, p, NULL, alloc)) != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, q->pool);
     q->max = max;
     *qp = q;
     return APR_SUCCESS;

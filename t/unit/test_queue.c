@@ -163,6 +163,33 @@ static void test_timeout(apr_pool_t *p)
     is_str(order, "BD", "served B, then D: C left its place");
     ok(scep_queue_take(q, 0), "the unit came back");
     ok(!scep_queue_take(q, 0), "one unit, not two");
+
+    /* the last of the queue gives up: the next one to come is served
+     * after B, not lost behind it */
+    memset(order, 0, sizeof(order));
+    norder = 0;
+    for (i = 0; i < 2; i++) {
+        k[i].q = q;
+        k[i].name = (char)('B' + i);
+        k[i].wait = i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20);
+        k[i].got = 0;
+        k[i].hold = NULL;
+        t[i] = start_waiter(&k[i], i + 1, p);
+    }
+    join(t[1]);
+    ok(!k[1].got, "the last waiter's time ran out");
+    k[2].q = q;
+    k[2].name = 'E';
+    k[2].wait = apr_time_from_sec(20);
+    k[2].got = 0;
+    k[2].hold = NULL;
+    t[2] = start_waiter(&k[2], 2, p);
+    is_int(scep_queue_waiting(q), 2, "B and a newcomer E wait");
+    scep_queue_give(q);
+    join(t[0]);
+    join(t[2]);
+    is_str(order, "BE", "served B, then E");
+    ok(scep_queue_take(q, 0), "the unit came back again");
     scep_queue_give(q);
 }
 
