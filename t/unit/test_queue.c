@@ -41,6 +41,22 @@ static void *APR_THREAD_FUNC take_give(apr_thread_t *t, void *data)
     return NULL;
 }
 
+static void taker(taker_t *k, scep_queue_t *q, char name,
+                  apr_interval_time_t wait, volatile apr_uint32_t *hold)
+{
+    memset(k, 0, sizeof(*k));
+    k->q = q;
+    k->name = name;
+    k->wait = wait;
+    k->hold = hold;
+}
+
+static void order_reset(void)
+{
+    memset(order, 0, sizeof(order));
+    norder = 0;
+}
+
 /* start a taker and return once it waits (the queue has n waiters) */
 static apr_thread_t *start_waiter(taker_t *k, int n, apr_pool_t *p)
 {
@@ -71,14 +87,9 @@ static void test_order(apr_pool_t *p)
     ok(scep_queue_create(&q, 1, p) == APR_SUCCESS, "created, one unit");
     ok(scep_queue_take(q, 0), "the unit is free: taken at once");
     ok(!scep_queue_take(q, 0), "none left, no wait: refused");
-    memset(order, 0, sizeof(order));
-    norder = 0;
+    order_reset();
     for (i = 0; i < 3; i++) {
-        k[i].q = q;
-        k[i].name = (char)('B' + i);
-        k[i].wait = apr_time_from_sec(20);
-        k[i].got = 0;
-        k[i].hold = NULL;
+        taker(&k[i], q, (char)('B' + i), apr_time_from_sec(20), NULL);
         t[i] = start_waiter(&k[i], i + 1, p);
     }
     is_int(scep_queue_waiting(q), 3, "three waiting, in the order B C D");
@@ -102,13 +113,8 @@ static void test_no_overtaking(apr_pool_t *p)
 
     scep_queue_create(&q, 2, p);
     ok(scep_queue_take(q, 0) && scep_queue_take(q, 0), "both units taken");
-    memset(order, 0, sizeof(order));
-    norder = 0;
-    memset(&k, 0, sizeof(k));
-    k.q = q;
-    k.name = 'B';
-    k.wait = apr_time_from_sec(20);
-    k.hold = &hold;
+    order_reset();
+    taker(&k, q, 'B', apr_time_from_sec(20), &hold);
     t = start_waiter(&k, 1, p);
     is_int(scep_queue_waiting(q), 1, "B waits");
     scep_queue_give(q);
@@ -144,14 +150,10 @@ static void test_timeout(apr_pool_t *p)
     is_int(scep_queue_waiting(q), 0, "and leaves the queue");
 
     /* B and D wait long, C in between gives up: B then D */
-    memset(order, 0, sizeof(order));
-    norder = 0;
+    order_reset();
     for (i = 0; i < 3; i++) {
-        k[i].q = q;
-        k[i].name = (char)('B' + i);
-        k[i].wait = i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20);
-        k[i].got = 0;
-        k[i].hold = NULL;
+        taker(&k[i], q, (char)('B' + i),
+              i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20), NULL);
         t[i] = start_waiter(&k[i], i + 1, p);
     }
     join(t[1]);
@@ -166,23 +168,15 @@ static void test_timeout(apr_pool_t *p)
 
     /* the last of the queue gives up: the next one to come is served
      * after B, not lost behind it */
-    memset(order, 0, sizeof(order));
-    norder = 0;
+    order_reset();
     for (i = 0; i < 2; i++) {
-        k[i].q = q;
-        k[i].name = (char)('B' + i);
-        k[i].wait = i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20);
-        k[i].got = 0;
-        k[i].hold = NULL;
+        taker(&k[i], q, (char)('B' + i),
+              i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20), NULL);
         t[i] = start_waiter(&k[i], i + 1, p);
     }
     join(t[1]);
     ok(!k[1].got, "the last waiter's time ran out");
-    k[2].q = q;
-    k[2].name = 'E';
-    k[2].wait = apr_time_from_sec(20);
-    k[2].got = 0;
-    k[2].hold = NULL;
+    taker(&k[2], q, 'E', apr_time_from_sec(20), NULL);
     t[2] = start_waiter(&k[2], 2, p);
     is_int(scep_queue_waiting(q), 2, "B and a newcomer E wait");
     scep_queue_give(q);
