@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "mod_scep_private.h"
+#include "ca_local.h"
 #include "scep_certstore.h"
 #include "scep_challenge.h"
 #include "scep_pki.h"
@@ -189,6 +190,71 @@ static void issue(request_rec *r, const scep_dir_conf_t *c,
         reply->status = SCEP_CA_ERROR;
         reply->reason = "returned no certificate";
     }
+}
+
+/* The local CA signs before the store lock is taken, for a request that
+ * will be accepted as far as can be told without the lock (its profile;
+ * its password as read before the lock, scep_otp_prefetch): the lock is
+ * then not held over an RSA signature, and the decision and the outcome
+ * are one commit instead of two.  The certificate goes nowhere unless the
+ * checks under the lock accept the request; a request they refuse has
+ * cost one signature.  Renewals, other providers and other challenges
+ * keep the order "decide, publish, ask the CA".  1 if @a reply holds the
+ * certificate. */
+static int sign_early(request_rec *r, const scep_dir_conf_t *c,
+                      scep_msg_t *msg, int renewal, scep_ca_reply_t *reply)
+{
+    const scep_profile_t *prof;
+    const char *rule = NULL, *why = NULL, *pw;
+    int fail_info;
+
+    if (renewal || c->provider != &scep_ca_local_provider
+        || c->challenge == NULL) {
+        return 0;
+    }
+    prof = find_profile(c, template_for(c, msg->csr), r->pool);
+    if (prof == NULL || prof->manual_approval
+        || scep_profile_check(prof, msg->csr, &rule, &fail_info, r->pool)
+           != NULL) {
+        return 0;
+    }
+    pw = csr_challenge(msg->csr, r->pool);
+    if (c->challenge == &scep_challenge_otp) {
+        if (!scep_otp_acceptable(scep_glue_settings(c, r->pool), pw,
+                                 msg->csr, prof->name, r->pool)) {
+            return 0;
+        }
+    }
+    else if (c->challenge == &scep_challenge_static
+             || c->challenge == &scep_challenge_none) {
+        /* no store, no side effect: asked again under the lock */
+        scep_challenge_req_t chreq;
+
+        memset(&chreq, 0, sizeof(chreq));
+        chreq.pool = r->pool;
+        chreq.settings = scep_glue_settings(c, r->pool);
+        chreq.requester = r->useragent_ip;
+        chreq.transaction_id = msg->transaction_id;
+        chreq.csr = msg->csr;
+        chreq.profile = prof->name;
+        if (c->challenge->verify(c->challenge_inst, &chreq, pw, &why)
+            != SCEP_CHALLENGE_OK) {
+            return 0;
+        }
+    }
+    else {
+        return 0;
+    }
+    issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, reply);
+    if (reply->status != SCEP_CA_ISSUED) {
+        /* asked again, in order, after the decision */
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEP_LOGNO(00035)
+                  "transaction %s: signed by CA provider %s before the store "
+                  "lock, handed out only if the checks under it accept",
+                  msg->transaction_id, c->provider_name);
+    return 1;
 }
 
 /* ---- answers from the store ------------------------------------------ */
@@ -471,6 +537,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     unsigned char md[SHA256_DIGEST_LENGTH];
     const char *signer_why, *signer_rule = NULL;
     int claimed = 0, renewal, fail_info, verified = 0, same_key, self_signed;
+    int early = 0;
 
     subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
 
@@ -554,9 +621,11 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             scep_otp_prefetch(db, scep_glue_settings(c, r->pool),
                               csr_challenge(msg->csr, r->pool), r->pool);
         }
+        early = sign_early(r, c, msg, renewal, &reply);
         /* The nonce, the claim and the password's reservation: one commit
-         * (SQLite) before the CA is asked; every answer from here on
-         * commits first (scep_glue_certrep, scep_glue_refuse). */
+         * (SQLite) before the CA is asked, or with the outcome when the
+         * local CA signed already; every answer from here on commits first
+         * (scep_glue_certrep, scep_glue_refuse). */
         if (scep_store_begin(db, &why, r->pool) != APR_SUCCESS) {
             return store_unavailable(r, "transaction start", why);
         }
@@ -711,11 +780,17 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     }
 
     /* the claim and the reservation, seen by every node and child before
-     * the CA signs; durable with the outcome's commit, before any answer */
-    if (db && scep_glue_db_publish(r) != APR_SUCCESS) {
-        return store_unavailable(r, "transaction claim", "not committed");
+     * the CA signs; durable with the outcome's commit, before any answer.
+     * Signed already (sign_early): the same group goes on to the outcome. */
+    if (!early) {
+        if (db && scep_glue_db_publish(r) != APR_SUCCESS) {
+            return store_unavailable(r, "transaction claim",
+                                     "not committed");
+        }
+        issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id,
+              &reply);
     }
-    issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, &reply);
+
     if (reply.status == SCEP_CA_ISSUED) {
         /* encoded before the store lock is taken, not under it */
         serial = scep_serial_str(X509_get0_serialNumber(

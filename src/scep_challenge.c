@@ -320,6 +320,26 @@ static const char *otp_refusal(const scep_pw_row_t *row, apr_int64_t now,
     return NULL;
 }
 
+int scep_otp_acceptable(const scep_challenge_settings_t *st,
+                        const char *password, X509_REQ *csr,
+                        const char *profile, apr_pool_t *p)
+{
+    scep_challenge_binding_t bind;
+    otp_seen_t *s;
+
+    if (password == NULL || !*password || st->key == NULL
+        || st->key_len == 0
+        || (s = otp_seen(p, scep_password_hash(st, password, p))) == NULL
+        || s->row == NULL || s->row->state != SCEP_PW_UNUSED
+        || otp_refusal(s->row, apr_time_sec(apr_time_now()), p) != NULL) {
+        return 0;
+    }
+    bind.cn = s->row->bind_cn;
+    bind.san = s->row->bind_san;
+    bind.profile = s->row->bind_profile;
+    return scep_binding_check(&bind, csr, profile, p) == NULL;
+}
+
 static scep_challenge_status_e otp_verify(void *instance,
                                           const scep_challenge_req_t *req,
                                           const char *password,

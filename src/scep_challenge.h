@@ -28,4 +28,12 @@ const char *scep_binding_check(const scep_challenge_binding_t *bind,
 void scep_otp_prefetch(scep_db_t *db, const scep_challenge_settings_t *st,
                        const char *password, apr_pool_t *p);
 
+/** Would the otp provider's verify accept @a password as read by
+ *  scep_otp_prefetch: unused, unexpired, its binding met by @a csr and
+ *  @a profile?  1 if so; 0 if not or if nothing was read.  Only a hint:
+ *  verify decides, under the store lock. */
+int scep_otp_acceptable(const scep_challenge_settings_t *st,
+                        const char *password, X509_REQ *csr,
+                        const char *profile, apr_pool_t *p);
+
 #endif /* SCEP_CHALLENGE_H */

@@ -196,6 +196,11 @@ for $attempt (1 .. $ATTEMPTS) {
     is(sql("SELECT transaction_id || '|' || state FROM scep_transaction "
            . "WHERE endpoint = 'otp' AND transaction_id IN ($tids)"), "$winner_tid|1",
        'scep_transaction: only the winner\'s transaction, issued');
+    # the local CA signs before the store lock for a password that looks
+    # unused (src/mod_scep_enroll.c, sign_early): the losers' certificates
+    # must go nowhere
+    is(sql("SELECT transaction_id FROM scep_certificate WHERE transaction_id IN ($tids)"),
+       $winner_tid, 'scep_certificate: one certificate, the winner\'s');
 }
 
 # ==== one transaction, many copies at once (a client retrying) ==================================

@@ -10,10 +10,20 @@
 use strict;
 use warnings;
 use Test::More;
+use File::Spec ();
 use ScepTest;
 use Scep8894;
 
-need_programs('build/scep-client', 'openssl');
+need_programs('build/scep-client', 'openssl', 'sqlite3');
+
+# one number from the test server's store
+sub sql_count {
+    my ($q) = @_;
+    my $r = run_cmd(['sqlite3', '-readonly', '-batch',
+                     File::Spec->catfile(top_dir(), 't', 'db', 'scep.db'), $q], timeout => 30);
+    diag("sqlite3: $r->{err}") if $r->{rc};
+    return $r->{rc} ? undef : ($r->{out} =~ /(\d+)/)[0];
+}
 
 my $W = tempdir();
 my $pw = challenge();
@@ -112,6 +122,15 @@ alg_ok('/scep-ca (the CA decrypts), RSA-OAEP', '/scep-ca', '--oaep');
                             extra => ['--challenge', $otp2, '--nonce', $nonce]);
     refused('same senderNonce, new transactionID', $r, $tid2, 'badRequest', 'replay',
             $mark, "$W/r2.pem");
+    # an unused password and the local CA: signed before the store lock
+    # (sign_early), refused under it; the certificate goes nowhere
+    my $since = log_since($mark);
+    like($since, qr/SCEP00035: transaction \Q$tid2\E: signed by CA provider local before the store lock/,
+         'the replay was signed before the store lock (SCEP00035)');
+    unlike($since, qr/SCEP00013: PKCSReq issued: transaction \Q$tid2\E/,
+           'and not issued');
+    is(sql_count("SELECT COUNT(*) FROM scep_certificate WHERE transaction_id = '$tid2'"), 0,
+       'no certificate recorded for the refused replay');
 
     # and with T1's key and CSR but another transactionID
     $mark = log_mark();

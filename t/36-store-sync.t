@@ -127,6 +127,7 @@ sub syncs_before_answer {
     # pool "otp", Scep8894's admin; it dies saying why when there is none
     my $pw = eval { otp_password() };
     ok($pw, 'a one-time password from the admin page') or diag($@);
+    my $mark = log_mark();
     my $r = traced('enroll', [$client, 'enroll', base_url() . $SCEP, '--key', "$W/k1.pem",
                               '--out', "$W/c1.pem", '--cn', "sync-$$", '--tid', "t36-$$-1",
                               '--challenge', $pw]);
@@ -137,6 +138,9 @@ sub syncs_before_answer {
         or diag($r->{trace});
     cmp_ok($n, '<=', $ckpt ? 2 : 1, 'one sync of the WAL per enrollment'
            . ($ckpt ? ' (and one of a checkpoint)' : '')) or diag($r->{trace});
+    # the local CA signed before the store lock: one commit in all
+    like(wait_log($mark, qr/SCEP00035/), qr/SCEP00035: transaction t36-$$-1: signed by CA provider/,
+         'the certificate was signed before the store lock (SCEP00035)');
 }
 
 # ---- one refusal (a wrong password): what it wrote is on disk before the FAILURE -------------

@@ -788,7 +788,7 @@ static void test_otp_prefetch(apr_pool_t *p)
     scep_challenge_status_e cs;
     int done = 0;
 
-    NEED_STORE(18);
+    NEED_STORE(27);
     otp_settings.length = 8;
     otp_settings.validity = apr_time_from_sec(600);
     otp_settings.max = 1000;
@@ -890,6 +890,55 @@ static void test_otp_prefetch(apr_pool_t *p)
         cs = otp_try(r1, late, "T9", 0, &why);
         ok(cs == SCEP_CHALLENGE_OK, "read again in a new request, it is "
            "reserved (%s)", why ? why : "ok");
+        apr_pool_destroy(r1);
+    }
+
+    /* scep_otp_acceptable: the early read's verdict, for signing before
+     * the lock (mod_scep_enroll.c, sign_early) */
+    {
+        scep_challenge_req_t req;
+        scep_challenge_binding_t bind = { NULL, NULL, "P1" };
+        const char *bound = NULL;
+        apr_time_t exp;
+        int multi;
+
+        pw = otp_new(p);
+        apr_pool_create(&r1, p);
+        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
+           "acceptable: not without the early read");
+        scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+        ok(scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
+           "acceptable: read unused");
+        ok(!scep_otp_acceptable(&otp_settings, "0123456789ABCDEF", NULL,
+                                NULL, r1),
+           "acceptable: not for another password than the one read");
+        apr_pool_destroy(r1);
+        apr_pool_create(&r1, p);
+        ok(otp_try(r1, pw, "T10", 1, &why) == SCEP_CHALLENGE_OK,
+           "T10 reserves it");
+        apr_pool_create(&r2, p);
+        scep_otp_prefetch(&store_db, &otp_settings, pw, r2);
+        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r2),
+           "acceptable: not when read reserved");
+        apr_pool_destroy(r2);
+        otp_issued(r1, pw, "T10");
+        apr_pool_destroy(r1);
+        apr_pool_create(&r1, p);
+        scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
+           "acceptable: not when read used");
+        apr_pool_destroy(r1);
+
+        otp_req(&req, p, NULL);
+        ok(scep_challenge_otp.generate(NULL, &req, &bind, &bound, &exp,
+                                       &multi, &why) == SCEP_CHALLENGE_OK
+           && bound, "a password bound to profile P1");
+        apr_pool_create(&r1, p);
+        scep_otp_prefetch(&store_db, &otp_settings, bound, r1);
+        ok(scep_otp_acceptable(&otp_settings, bound, NULL, "P1", r1),
+           "acceptable: for profile P1");
+        ok(!scep_otp_acceptable(&otp_settings, bound, NULL, "P2", r1),
+           "acceptable: not for profile P2");
         apr_pool_destroy(r1);
     }
 
