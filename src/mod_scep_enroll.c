@@ -621,7 +621,13 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             scep_otp_prefetch(db, scep_glue_settings(c, r->pool),
                               csr_challenge(msg->csr, r->pool), r->pool);
         }
-        early = sign_early(r, c, msg, renewal, &reply);
+        if ((early = sign_early(r, c, msg, renewal, &reply)) != 0) {
+            /* encoded before the store lock is taken, not under it */
+            serial = scep_serial_str(X509_get0_serialNumber(
+                                         sk_X509_value(reply.certs, 0)),
+                                     r->pool);
+            issued_b64 = certs_b64(reply.certs, r->pool);
+        }
         /* The nonce, the claim and the password's reservation: one commit
          * (SQLite) before the CA is asked, or with the outcome when the
          * local CA signed already; every answer from here on commits first
@@ -791,7 +797,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
               &reply);
     }
 
-    if (reply.status == SCEP_CA_ISSUED) {
+    if (reply.status == SCEP_CA_ISSUED && serial == NULL) {
         /* encoded before the store lock is taken, not under it */
         serial = scep_serial_str(X509_get0_serialNumber(
                                      sk_X509_value(reply.certs, 0)), r->pool);
