@@ -192,71 +192,6 @@ static void issue(request_rec *r, const scep_dir_conf_t *c,
     }
 }
 
-/* The local CA signs before the store lock is taken, for a request that
- * will be accepted as far as can be told without the lock (its profile;
- * its password as read before the lock, scep_otp_prefetch): the lock is
- * then not held over an RSA signature, and the decision and the outcome
- * are one commit instead of two.  The certificate goes nowhere unless the
- * checks under the lock accept the request; a request they refuse has
- * cost one signature.  Renewals, other providers and other challenges
- * keep the order "decide, publish, ask the CA".  1 if @a reply holds the
- * certificate. */
-static int sign_early(request_rec *r, const scep_dir_conf_t *c,
-                      scep_msg_t *msg, int renewal, scep_ca_reply_t *reply)
-{
-    const scep_profile_t *prof;
-    const char *rule = NULL, *why = NULL, *pw;
-    int fail_info;
-
-    if (renewal || c->provider != &scep_ca_local_provider
-        || c->challenge == NULL) {
-        return 0;
-    }
-    prof = find_profile(c, template_for(c, msg->csr), r->pool);
-    if (prof == NULL || prof->manual_approval
-        || scep_profile_check(prof, msg->csr, &rule, &fail_info, r->pool)
-           != NULL) {
-        return 0;
-    }
-    pw = csr_challenge(msg->csr, r->pool);
-    if (c->challenge == &scep_challenge_otp) {
-        if (!scep_otp_acceptable(scep_glue_settings(c, r->pool), pw,
-                                 msg->csr, prof->name, r->pool)) {
-            return 0;
-        }
-    }
-    else if (c->challenge == &scep_challenge_static
-             || c->challenge == &scep_challenge_none) {
-        /* no store, no side effect: asked again under the lock */
-        scep_challenge_req_t chreq;
-
-        memset(&chreq, 0, sizeof(chreq));
-        chreq.pool = r->pool;
-        chreq.settings = scep_glue_settings(c, r->pool);
-        chreq.requester = r->useragent_ip;
-        chreq.transaction_id = msg->transaction_id;
-        chreq.csr = msg->csr;
-        chreq.profile = prof->name;
-        if (c->challenge->verify(c->challenge_inst, &chreq, pw, &why)
-            != SCEP_CHALLENGE_OK) {
-            return 0;
-        }
-    }
-    else {
-        return 0;
-    }
-    issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, reply);
-    if (reply->status != SCEP_CA_ISSUED) {
-        /* asked again, in order, after the decision */
-        return 0;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEP_LOGNO(00035)
-                  "transaction %s: signed by CA provider %s before the store "
-                  "lock, handed out only if the checks under it accept",
-                  msg->transaction_id, c->provider_name);
-    return 1;
-}
-
 /* ---- answers from the store ------------------------------------------ */
 
 /* Ask the CA provider again about a request it left pending.  Any node can,
@@ -519,6 +454,82 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
     return NULL;
 }
 
+/* The local CA signs before the store lock is taken, for a request that
+ * will be accepted as far as can be told without the lock (its profile;
+ * its password as read before the lock, scep_otp_prefetch; a renewal's
+ * rules and the old certificate's status): the lock is then not held
+ * over an RSA signature, and the decision and the outcome are one commit
+ * instead of two (SQLite).  The certificate goes nowhere unless the
+ * checks under the lock accept the request; a request they refuse has
+ * cost one signature.  Other providers and other challenges keep the
+ * order "decide, publish, ask the CA".  1 if @a reply holds the
+ * certificate, signed under *@a used. */
+static int sign_early(scep_req_ctx_t *rc, scep_msg_t *msg, int renewal,
+                      scep_db_t *db, scep_ca_reply_t *reply,
+                      const scep_profile_t **used)
+{
+    request_rec *r = rc->r;
+    const scep_dir_conf_t *c = rc->conf;
+    const scep_profile_t *prof;
+    const char *rule = NULL, *why = NULL, *pw;
+    int fail_info;
+
+    if (c->provider != &scep_ca_local_provider
+        || (!renewal && c->challenge == NULL)) {
+        return 0;
+    }
+    prof = find_profile(c, template_for(c, msg->csr), r->pool);
+    if (prof == NULL || prof->manual_approval
+        || scep_profile_check(prof, msg->csr, &rule, &fail_info, r->pool)
+           != NULL) {
+        return 0;
+    }
+    pw = csr_challenge(msg->csr, r->pool);
+    if (renewal) {
+        /* no side effect: asked again under the lock */
+        if (check_renewal(rc, msg, prof, db, &rule) != NULL) {
+            return 0;
+        }
+    }
+    else if (c->challenge == &scep_challenge_otp) {
+        if (!scep_otp_acceptable(scep_glue_settings(c, r->pool), pw,
+                                 msg->csr, prof->name, r->pool)) {
+            return 0;
+        }
+    }
+    else if (c->challenge == &scep_challenge_static
+             || c->challenge == &scep_challenge_none) {
+        /* no store, no side effect: asked again under the lock */
+        scep_challenge_req_t chreq;
+
+        memset(&chreq, 0, sizeof(chreq));
+        chreq.pool = r->pool;
+        chreq.settings = scep_glue_settings(c, r->pool);
+        chreq.requester = r->useragent_ip;
+        chreq.transaction_id = msg->transaction_id;
+        chreq.csr = msg->csr;
+        chreq.profile = prof->name;
+        if (c->challenge->verify(c->challenge_inst, &chreq, pw, &why)
+            != SCEP_CHALLENGE_OK) {
+            return 0;
+        }
+    }
+    else {
+        return 0;
+    }
+    issue(r, c, prof, msg->csr, msg->signer, msg->transaction_id, reply);
+    if (reply->status != SCEP_CA_ISSUED) {
+        /* asked again, in order, after the decision */
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEP_LOGNO(00035)
+                  "transaction %s: signed by CA provider %s before the store "
+                  "lock, handed out only if the checks under it accept",
+                  msg->transaction_id, c->provider_name);
+    *used = prof;
+    return 1;
+}
+
 /* ---- PKCSReq / RenewalReq --------------------------------------------- */
 
 int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
@@ -538,6 +549,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     const char *signer_why, *signer_rule = NULL;
     int claimed = 0, renewal, fail_info, verified = 0, same_key, self_signed;
     int early = 0;
+    const scep_profile_t *early_prof = NULL;
 
     subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
 
@@ -621,7 +633,8 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
             scep_otp_prefetch(db, scep_glue_settings(c, r->pool),
                               csr_challenge(msg->csr, r->pool), r->pool);
         }
-        if ((early = sign_early(r, c, msg, renewal, &reply)) != 0) {
+        if ((early = sign_early(rc, msg, renewal, db, &reply,
+                                &early_prof)) != 0) {
             /* encoded before the store lock is taken, not under it */
             serial = scep_serial_str(X509_get0_serialNumber(
                                          sk_X509_value(reply.certs, 0)),
@@ -787,7 +800,15 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
 
     /* the claim and the reservation, seen by every node and child before
      * the CA signs; durable with the outcome's commit, before any answer.
-     * Signed already (sign_early): the same group goes on to the outcome. */
+     * Signed already (sign_early): the same group goes on to the outcome
+     * (SQLite; with a server database each statement was its own commit,
+     * and the certificate is used only after the claim and the
+     * reservation succeeded all the same). */
+    if (early && strcmp(early_prof->name, prof->name) != 0) {
+        /* never hand out what was signed under another profile */
+        early = 0;
+        serial = issued_b64 = NULL;
+    }
     if (!early) {
         if (db && scep_glue_db_publish(r) != APR_SUCCESS) {
             return store_unavailable(r, "transaction claim",

@@ -85,9 +85,14 @@ my $s0 = cert_serial("$W/c0.pem");
     my $s1 = cert_serial("$W/c1.pem") // '';
     isnt($s1, $s0, 'RenewalReq: a new serial');
     is(cert_cn("$W/c1.pem"), $cn, 'RenewalReq: the same subject');
-    like(wait_log($mark, qr/SCEP00013/),
+    my $log = wait_log($mark, qr/SCEP00013/);
+    like($log,
          qr/SCEP00013: RenewalReq issued: transaction \Q$tid\E, .*serial \Q$s1\E, .*renewal of serial \Q$s0\E/,
          'RenewalReq: logged as a renewal of the old serial');
+    # the renewal rules held before the store lock: the local CA signed
+    # first, one commit (src/mod_scep_enroll.c, sign_early)
+    like($log, qr/SCEP00035: transaction \Q$tid\E: signed by CA provider local before the store lock/,
+         'RenewalReq: signed before the store lock (SCEP00035)');
     superseded_ok('RenewalReq', $s0, "$W/c1.pem");
     is(admin_certs()->{$s1} && admin_certs()->{$s1}{status}, 'valid',
        'RenewalReq: the new certificate is valid');

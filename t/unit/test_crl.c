@@ -788,7 +788,7 @@ static void test_otp_prefetch(apr_pool_t *p)
     scep_challenge_status_e cs;
     int done = 0;
 
-    NEED_STORE(27);
+    NEED_STORE(31);
     otp_settings.length = 8;
     otp_settings.validity = apr_time_from_sec(600);
     otp_settings.max = 1000;
@@ -928,6 +928,33 @@ static void test_otp_prefetch(apr_pool_t *p)
         ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
            "acceptable: not when read used");
         apr_pool_destroy(r1);
+
+        pw = otp_new(p);
+        ok(scep_pw_lookup(&store_db, otp_settings.endpoint,
+                          scep_password_hash(&otp_settings, pw, p), &row,
+                          &why, p) == APR_SUCCESS && row
+           && scep_pw_revoke(&store_db, otp_settings.endpoint, row->id,
+                             &done, &why, p) == APR_SUCCESS && done,
+           "a password revoked by an administrator");
+        apr_pool_create(&r1, p);
+        scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
+        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
+           "acceptable: not when read revoked");
+        apr_pool_destroy(r1);
+        {
+            const char *old = "0BADC0DE0BADC0DE";
+            apr_int64_t now = apr_time_sec(apr_time_now());
+
+            ok(scep_pw_insert(&store_db, otp_settings.endpoint,
+                              scep_password_hash(&otp_settings, old, p),
+                              now - 700, now - 100, "unit", NULL, &why, p)
+               == APR_SUCCESS, "a password that expired 100 s ago");
+            apr_pool_create(&r1, p);
+            scep_otp_prefetch(&store_db, &otp_settings, old, r1);
+            ok(!scep_otp_acceptable(&otp_settings, old, NULL, NULL, r1),
+               "acceptable: not when read expired");
+            apr_pool_destroy(r1);
+        }
 
         otp_req(&req, p, NULL);
         ok(scep_challenge_otp.generate(NULL, &req, &bind, &bound, &exp,
