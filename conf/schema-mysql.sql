@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS scep_password (
     used_at        BIGINT,
     transaction_id VARCHAR(255)                   -- the enrollment that consumed it
 ) ENGINE=InnoDB;
+-- MySQL has no partial indexes: this one covers every row (SQLite and
+-- PostgreSQL index only the unused and the reserved passwords).
 CREATE INDEX scep_password_live
     ON scep_password (endpoint, state, expires);
 
