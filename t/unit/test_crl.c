@@ -779,6 +779,20 @@ static int otp_state(const char *pw, const char **tid, apr_pool_t *p)
     return row->state;
 }
 
+/* scep_otp_acceptable in a new request's pool, the row read first */
+static int read_acceptable(const char *pw, const char *profile,
+                           apr_pool_t *p)
+{
+    apr_pool_t *rp;
+    int yes;
+
+    apr_pool_create(&rp, p);
+    scep_otp_prefetch(&store_db, &otp_settings, pw, rp);
+    yes = scep_otp_acceptable(&otp_settings, pw, NULL, profile, rp);
+    apr_pool_destroy(rp);
+    return yes;
+}
+
 static void test_otp_prefetch(apr_pool_t *p)
 {
     static const unsigned char key[] = "unit test password key, 32 bytes";
@@ -916,18 +930,10 @@ static void test_otp_prefetch(apr_pool_t *p)
         apr_pool_create(&r1, p);
         ok(otp_try(r1, pw, "T10", 1, &why) == SCEP_CHALLENGE_OK,
            "T10 reserves it");
-        apr_pool_create(&r2, p);
-        scep_otp_prefetch(&store_db, &otp_settings, pw, r2);
-        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r2),
-           "acceptable: not when read reserved");
-        apr_pool_destroy(r2);
+        ok(!read_acceptable(pw, NULL, p), "acceptable: not when read reserved");
         otp_issued(r1, pw, "T10");
         apr_pool_destroy(r1);
-        apr_pool_create(&r1, p);
-        scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
-        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
-           "acceptable: not when read used");
-        apr_pool_destroy(r1);
+        ok(!read_acceptable(pw, NULL, p), "acceptable: not when read used");
 
         pw = otp_new(p);
         ok(scep_pw_lookup(&store_db, otp_settings.endpoint,
@@ -936,11 +942,7 @@ static void test_otp_prefetch(apr_pool_t *p)
            && scep_pw_revoke(&store_db, otp_settings.endpoint, row->id,
                              &done, &why, p) == APR_SUCCESS && done,
            "a password revoked by an administrator");
-        apr_pool_create(&r1, p);
-        scep_otp_prefetch(&store_db, &otp_settings, pw, r1);
-        ok(!scep_otp_acceptable(&otp_settings, pw, NULL, NULL, r1),
-           "acceptable: not when read revoked");
-        apr_pool_destroy(r1);
+        ok(!read_acceptable(pw, NULL, p), "acceptable: not when read revoked");
         {
             const char *old = "0BADC0DE0BADC0DE";
             apr_int64_t now = apr_time_sec(apr_time_now());
@@ -949,24 +951,16 @@ static void test_otp_prefetch(apr_pool_t *p)
                               scep_password_hash(&otp_settings, old, p),
                               now - 700, now - 100, "unit", NULL, &why, p)
                == APR_SUCCESS, "a password that expired 100 s ago");
-            apr_pool_create(&r1, p);
-            scep_otp_prefetch(&store_db, &otp_settings, old, r1);
-            ok(!scep_otp_acceptable(&otp_settings, old, NULL, NULL, r1),
+            ok(!read_acceptable(old, NULL, p),
                "acceptable: not when read expired");
-            apr_pool_destroy(r1);
         }
 
         otp_req(&req, p, NULL);
         ok(scep_challenge_otp.generate(NULL, &req, &bind, &bound, &exp,
                                        &multi, &why) == SCEP_CHALLENGE_OK
            && bound, "a password bound to profile P1");
-        apr_pool_create(&r1, p);
-        scep_otp_prefetch(&store_db, &otp_settings, bound, r1);
-        ok(scep_otp_acceptable(&otp_settings, bound, NULL, "P1", r1),
-           "acceptable: for profile P1");
-        ok(!scep_otp_acceptable(&otp_settings, bound, NULL, "P2", r1),
-           "acceptable: not for profile P2");
-        apr_pool_destroy(r1);
+        ok(read_acceptable(bound, "P1", p), "acceptable: for profile P1");
+        ok(!read_acceptable(bound, "P2", p), "acceptable: not for profile P2");
     }
 
     /* the read of another password in the same request is not used */
