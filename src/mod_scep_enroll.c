@@ -454,6 +454,17 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
     return NULL;
 }
 
+/* The issued certificate's serial and stored form, made before the store
+ * lock is taken, not under it. */
+static void encode_issued(const scep_ca_reply_t *reply, scep_db_t *db,
+                          const char **serial, const char **b64,
+                          apr_pool_t *p)
+{
+    *serial = scep_serial_str(X509_get0_serialNumber(
+                                  sk_X509_value(reply->certs, 0)), p);
+    *b64 = db ? certs_b64(reply->certs, p) : NULL;
+}
+
 /* The local CA signs before the store lock is taken, for a request that
  * will be accepted as far as can be told without the lock (its profile;
  * its password as read before the lock, scep_otp_prefetch; a renewal's
@@ -465,13 +476,14 @@ static const char *check_renewal(scep_req_ctx_t *rc, scep_msg_t *msg,
  * order "decide, publish, ask the CA".  1 if @a reply holds the
  * certificate, signed under *@a used. */
 static int sign_early(scep_req_ctx_t *rc, scep_msg_t *msg, int renewal,
-                      scep_db_t *db, scep_ca_reply_t *reply,
+                      scep_db_t *db, scep_challenge_req_t *chreq,
+                      const char *pw, scep_ca_reply_t *reply,
                       const scep_profile_t **used)
 {
     request_rec *r = rc->r;
     const scep_dir_conf_t *c = rc->conf;
     const scep_profile_t *prof;
-    const char *rule = NULL, *why = NULL, *pw;
+    const char *rule = NULL, *why = NULL;
     int fail_info;
 
     if (c->provider != &scep_ca_local_provider
@@ -484,7 +496,6 @@ static int sign_early(scep_req_ctx_t *rc, scep_msg_t *msg, int renewal,
            != NULL) {
         return 0;
     }
-    pw = csr_challenge(msg->csr, r->pool);
     if (renewal) {
         /* no side effect: asked again under the lock */
         if (check_renewal(rc, msg, prof, db, &rule) != NULL) {
@@ -492,24 +503,16 @@ static int sign_early(scep_req_ctx_t *rc, scep_msg_t *msg, int renewal,
         }
     }
     else if (c->challenge == &scep_challenge_otp) {
-        if (!scep_otp_acceptable(scep_glue_settings(c, r->pool), pw,
-                                 msg->csr, prof->name, r->pool)) {
+        if (!scep_otp_acceptable(chreq->settings, pw, msg->csr, prof->name,
+                                 r->pool)) {
             return 0;
         }
     }
     else if (c->challenge == &scep_challenge_static
              || c->challenge == &scep_challenge_none) {
         /* no store, no side effect: asked again under the lock */
-        scep_challenge_req_t chreq;
-
-        memset(&chreq, 0, sizeof(chreq));
-        chreq.pool = r->pool;
-        chreq.settings = scep_glue_settings(c, r->pool);
-        chreq.requester = r->useragent_ip;
-        chreq.transaction_id = msg->transaction_id;
-        chreq.csr = msg->csr;
-        chreq.profile = prof->name;
-        if (c->challenge->verify(c->challenge_inst, &chreq, pw, &why)
+        chreq->profile = prof->name;
+        if (c->challenge->verify(c->challenge_inst, chreq, pw, &why)
             != SCEP_CHALLENGE_OK) {
             return 0;
         }
@@ -552,6 +555,15 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     const scep_profile_t *early_prof = NULL;
 
     subject = scep_name_str(X509_REQ_get_subject_name(msg->csr), r->pool);
+    /* what the challenge provider is told (the profile once it is known) */
+    memset(&chreq, 0, sizeof(chreq));
+    chreq.pool = r->pool;
+    chreq.settings = scep_glue_settings(c, r->pool);
+    chreq.db = scep_glue_db;
+    chreq.db_baton = r;
+    chreq.requester = r->useragent_ip;
+    chreq.transaction_id = msg->transaction_id;
+    chreq.csr = msg->csr;
 
     /* Who signed: a self-signed certificate of the CSR's own key (an
      * initial request: the password decides), or a certificate of ours (a
@@ -571,6 +583,9 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         return scep_glue_failure(rc, msg, SCEP_FAIL_BADREQUEST,
                                  signer_rule ? signer_rule : "renewal-signer",
                                  signer_why);
+    }
+    if (!renewal) {
+        pw = csr_challenge(msg->csr, r->pool);
     }
 
     /* A transaction answered before gets the same answer again. */
@@ -630,16 +645,11 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
         /* the one-time password's row is read before the store lock: the
          * lock is held for less (scep_otp_prefetch) */
         if (!renewal && c->challenge == &scep_challenge_otp) {
-            scep_otp_prefetch(db, scep_glue_settings(c, r->pool),
-                              csr_challenge(msg->csr, r->pool), r->pool);
+            scep_otp_prefetch(db, chreq.settings, pw, r->pool);
         }
-        if ((early = sign_early(rc, msg, renewal, db, &reply,
+        if ((early = sign_early(rc, msg, renewal, db, &chreq, pw, &reply,
                                 &early_prof)) != 0) {
-            /* encoded before the store lock is taken, not under it */
-            serial = scep_serial_str(X509_get0_serialNumber(
-                                         sk_X509_value(reply.certs, 0)),
-                                     r->pool);
-            issued_b64 = certs_b64(reply.certs, r->pool);
+            encode_issued(&reply, db, &serial, &issued_b64, r->pool);
         }
         /* The nonce, the claim and the password's reservation: one commit
          * (SQLite) before the CA is asked, or with the outcome when the
@@ -684,14 +694,6 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                              " ", rule, NULL), why);
     }
 
-    memset(&chreq, 0, sizeof(chreq));
-    chreq.pool = r->pool;
-    chreq.settings = scep_glue_settings(c, r->pool);
-    chreq.db = scep_glue_db;
-    chreq.db_baton = r;
-    chreq.requester = r->useragent_ip;
-    chreq.transaction_id = msg->transaction_id;
-    chreq.csr = msg->csr;
     chreq.profile = prof->name;
 
     /* Claim the transactionID before the password is looked at, so that
@@ -745,7 +747,6 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
                                      "configured for this endpoint (fail "
                                      "closed)");
         }
-        pw = csr_challenge(msg->csr, r->pool);
         cs = c->challenge->verify(c->challenge_inst, &chreq, pw, &why);
         if (cs == SCEP_CHALLENGE_ERROR) {
             UNCLAIM();
@@ -819,10 +820,7 @@ int scep_enroll_pkcsreq(scep_req_ctx_t *rc, scep_msg_t *msg)
     }
 
     if (reply.status == SCEP_CA_ISSUED && serial == NULL) {
-        /* encoded before the store lock is taken, not under it */
-        serial = scep_serial_str(X509_get0_serialNumber(
-                                     sk_X509_value(reply.certs, 0)), r->pool);
-        issued_b64 = db ? certs_b64(reply.certs, r->pool) : NULL;
+        encode_issued(&reply, db, &serial, &issued_b64, r->pool);
     }
     /* the outcome, the certificate and the password: one commit again */
     if (db && scep_store_begin(db, &why, r->pool) != APR_SUCCESS) {

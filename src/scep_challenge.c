@@ -253,8 +253,10 @@ static scep_challenge_status_e otp_generate(void *instance,
 }
 
 /* The password's row as read before the store lock, and the id of the
- * row a verify reserved: kept in the request's pool. */
+ * row a verify reserved: kept in the request's pool, found again by the
+ * password as the CSR gave it (its keyed hash is made once). */
 typedef struct {
+    const char *password;
     const char *hash;
     scep_pw_row_t *row;      /* NULL: unknown */
     const char *reserved;    /* the id otp_verify reserved, for notify */
@@ -262,12 +264,12 @@ typedef struct {
 
 #define OTP_SEEN_KEY "scep-otp-seen"
 
-static otp_seen_t *otp_seen(apr_pool_t *p, const char *hash)
+static otp_seen_t *otp_seen(apr_pool_t *p, const char *password)
 {
     otp_seen_t *s = NULL;
 
     apr_pool_userdata_get((void **)&s, OTP_SEEN_KEY, p);
-    return s && hash && !strcmp(s->hash, hash) ? s : NULL;
+    return s && password && !strcmp(s->password, password) ? s : NULL;
 }
 
 /* Reading the row needs no lock, and what otp_verify decides from it
@@ -285,6 +287,7 @@ void scep_otp_prefetch(scep_db_t *db, const scep_challenge_settings_t *st,
         return;
     }
     s = apr_pcalloc(p, sizeof(*s));
+    s->password = password;
     if ((s->hash = scep_password_hash(st, password, p)) == NULL) {
         return;
     }
@@ -329,7 +332,7 @@ int scep_otp_acceptable(const scep_challenge_settings_t *st,
 
     if (password == NULL || !*password || st->key == NULL
         || st->key_len == 0
-        || (s = otp_seen(p, scep_password_hash(st, password, p))) == NULL
+        || (s = otp_seen(p, password)) == NULL
         || s->row == NULL || s->row->state != SCEP_PW_UNUSED
         || otp_refusal(s->row, apr_time_sec(apr_time_now()), p) != NULL) {
         return 0;
@@ -366,14 +369,17 @@ static scep_challenge_status_e otp_verify(void *instance,
         *reason = "no SCEPPasswordKeyFile: passwords cannot be checked";
         return SCEP_CHALLENGE_ERROR;
     }
-    hash = scep_password_hash(st, password, p);
     /* read before the store lock when the caller could (scep_otp_prefetch) */
-    if ((seen = otp_seen(p, hash)) != NULL) {
+    if ((seen = otp_seen(p, password)) != NULL) {
+        hash = seen->hash;
         row = seen->row;
     }
-    else if (scep_pw_lookup(db, st->endpoint, hash, &row, reason, p)
-             != APR_SUCCESS) {
-        return SCEP_CHALLENGE_ERROR;
+    else {
+        hash = scep_password_hash(st, password, p);
+        if (scep_pw_lookup(db, st->endpoint, hash, &row, reason, p)
+            != APR_SUCCESS) {
+            return SCEP_CHALLENGE_ERROR;
+        }
     }
     if ((why = otp_refusal(row, now, p)) != NULL) {
         *reason = why;
@@ -403,6 +409,7 @@ static scep_challenge_status_e otp_verify(void *instance,
     }
     if (seen == NULL) {
         seen = apr_pcalloc(p, sizeof(*seen));
+        seen->password = password;
         seen->hash = hash;
         apr_pool_userdata_setn(seen, OTP_SEEN_KEY, NULL, p);
     }
@@ -421,8 +428,9 @@ static void otp_notify(void *instance, const scep_challenge_req_t *req,
     if (db == NULL || password == NULL) {
         return;
     }
-    hash = scep_password_hash(req->settings, password, req->pool);
-    seen = otp_seen(req->pool, hash);
+    seen = otp_seen(req->pool, password);
+    hash = seen ? seen->hash
+                : scep_password_hash(req->settings, password, req->pool);
     scep_pw_finish(db, seen ? seen->reserved : NULL, hash,
                    req->transaction_id, outcome != SCEP_OUTCOME_FAILED,
                    apr_time_sec(apr_time_now()), &why, req->pool);

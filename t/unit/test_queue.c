@@ -77,6 +77,21 @@ static void join(apr_thread_t *t)
     apr_thread_join(&rv, t);
 }
 
+/* @a n waiters B, C, ... in a row, each with 20 s but C, who gives up
+ * after 100 ms; the order is reset first */
+static void start_with_quitter(taker_t *k, apr_thread_t **t, int n,
+                               scep_queue_t *q, apr_pool_t *p)
+{
+    int i;
+
+    order_reset();
+    for (i = 0; i < n; i++) {
+        taker(&k[i], q, (char)('B' + i),
+              i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20), NULL);
+        t[i] = start_waiter(&k[i], i + 1, p);
+    }
+}
+
 static void test_order(apr_pool_t *p)
 {
     scep_queue_t *q;
@@ -139,7 +154,6 @@ static void test_timeout(apr_pool_t *p)
     taker_t k[3];
     apr_thread_t *t[3];
     apr_time_t t0;
-    int i;
 
     scep_queue_create(&q, 1, p);
     ok(scep_queue_take(q, 0), "held");
@@ -150,12 +164,7 @@ static void test_timeout(apr_pool_t *p)
     is_int(scep_queue_waiting(q), 0, "and leaves the queue");
 
     /* B and D wait long, C in between gives up: B then D */
-    order_reset();
-    for (i = 0; i < 3; i++) {
-        taker(&k[i], q, (char)('B' + i),
-              i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20), NULL);
-        t[i] = start_waiter(&k[i], i + 1, p);
-    }
+    start_with_quitter(k, t, 3, q, p);
     join(t[1]);
     ok(!k[1].got, "C's time ran out");
     is_int(scep_queue_waiting(q), 2, "B and D still wait");
@@ -168,12 +177,7 @@ static void test_timeout(apr_pool_t *p)
 
     /* the last of the queue gives up: the next one to come is served
      * after B, not lost behind it */
-    order_reset();
-    for (i = 0; i < 2; i++) {
-        taker(&k[i], q, (char)('B' + i),
-              i == 1 ? apr_time_from_msec(100) : apr_time_from_sec(20), NULL);
-        t[i] = start_waiter(&k[i], i + 1, p);
-    }
+    start_with_quitter(k, t, 2, q, p);
     join(t[1]);
     ok(!k[1].got, "the last waiter's time ran out");
     taker(&k[2], q, 'E', apr_time_from_sec(20), NULL);
